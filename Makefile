@@ -1,0 +1,40 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SNAKEMAKE := $(VENV)/bin/snakemake
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-slow lint format rulegraph paper clean
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(SNAKEMAKE) --profile profiles/default --cores all
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check compressflow scripts tests benchmarks
+	$(VENV)/bin/ruff format --check compressflow scripts tests benchmarks
+	$(VENV)/bin/snakefmt --check Snakefile rules
+	$(SNAKEMAKE) --lint --cores 1
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format compressflow scripts tests benchmarks
+	$(VENV)/bin/ruff check --fix compressflow scripts tests benchmarks
+	$(VENV)/bin/snakefmt Snakefile rules
+
+rulegraph: $(STAMP)
+	$(SNAKEMAKE) --rulegraph --cores 1 | dot -Tsvg > docs/rulegraph.svg
+
+clean:
+	rm -rf results logs .snakemake

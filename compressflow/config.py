@@ -1,0 +1,80 @@
+"""Config checks that stop a run before any job starts, with one line per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from compressflow.errors import CompressflowError
+
+ROOT_VARIANT = "fp32"
+
+
+def _where(error) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    return path or "<top level>"
+
+
+def _describe(error) -> str:
+    v, schema = error.validator, error.schema
+    if v == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        if schema.get("patternProperties") or not allowed:
+            return f"unknown key(s) {extra}"
+        return f"unknown key(s) {extra}; allowed keys: {', '.join(allowed)}"
+    if v == "enum":
+        return f"value {error.instance!r} not allowed; allowed values: {', '.join(map(str, schema['enum']))}"
+    if v == "type":
+        return f"value {error.instance!r} has the wrong type; expected {schema['type']}"
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bounds = {k: schema[k] for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum") if k in schema}
+        return f"value {error.instance!r} out of range; allowed: {', '.join(f'{k} {b}' for k, b in bounds.items())}"
+    if v == "required":
+        return error.message
+    return error.message.splitlines()[0]
+
+
+def check_schema(config: dict, schema_path) -> None:
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))), reverse=True)
+    if errors:
+        e = errors[0]
+        raise CompressflowError(f"config key '{_where(e)}': {_describe(e)}", f"edit it in the config file (schema: {Path(schema_path).name}, docs: config/README.md)")
+
+
+def check_variants(config: dict) -> None:
+    """Every ``from:`` names a known variant, names are unique paths, and there is no cycle."""
+    variants = config.get("variants") or {}
+    if ROOT_VARIANT in variants:
+        raise CompressflowError(f"variants.{ROOT_VARIANT} is reserved for the trained baseline", "rename that variant")
+    for name, spec in variants.items():
+        parent = spec["from"]
+        if parent != ROOT_VARIANT and parent not in variants:
+            raise CompressflowError(
+                f"variants.{name}.from names '{parent}', which is not a variant", f"use '{ROOT_VARIANT}' or one of: {', '.join(sorted(variants))}"
+            )
+        seen, cur = {name}, parent
+        while cur != ROOT_VARIANT:
+            if cur in seen:
+                raise CompressflowError(f"variants.{name}: 'from' chain loops through '{cur}'", "make every chain end at fp32")
+            seen.add(cur)
+            cur = variants[cur]["from"]
+        for model in spec.get("models", []):
+            if model not in config["models"]:
+                raise CompressflowError(f"variants.{name}.models names unknown model '{model}'", f"use one of: {', '.join(sorted(config['models']))}")
+
+
+def check(config: dict, schema_path) -> None:
+    check_schema(config, schema_path)
+    check_variants(config)
+
+
+def parent_chain(variants: dict, name: str) -> list[str]:
+    """[name, parent, ..., fp32]."""
+    chain = [name]
+    while chain[-1] != ROOT_VARIANT:
+        chain.append(variants[chain[-1]]["from"])
+    return chain

@@ -1,0 +1,37 @@
+"""The one bridge between a Snakemake ``script:`` and a library step.
+
+Every step has the signature ``step(inputs, outputs, params, threads)`` with plain dicts,
+so it is testable without Snakemake. ``run`` sends stderr to the rule's log, turns a
+:class:`CompressflowError` into one line (in the log and on the console) and a non-zero
+exit, and writes the job's ``provenance`` output after the step succeeded.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from compressflow import provenance
+from compressflow.errors import CompressflowError
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+
+
+def run(smk, step) -> None:
+    console = sys.stderr
+    log = open(smk.log[0], "w", buffering=1) if smk.log else console
+    sys.stderr = log
+    inputs, outputs, params = dict(smk.input.items()), dict(smk.output.items()), dict(smk.params.items())
+    try:
+        step(inputs, outputs, params, smk.threads)
+    except CompressflowError as exc:
+        line = f"compressflow error in rule {smk.rule} ({', '.join(f'{k}={v}' for k, v in smk.wildcards.items())}): {exc}"
+        print(line, file=log)
+        if log is not console:
+            print(line, file=console)
+        sys.exit(1)
+    if "provenance" in outputs:
+        job = {k: v for k, v in outputs.items() if k != "provenance"}
+        provenance.write(
+            outputs["provenance"], rule=smk.rule, inputs=inputs, outputs=job, params=params, seed=params.get("seed"), repo_dir=REPO_DIR
+        )

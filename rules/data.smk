@@ -1,0 +1,16 @@
+rule prepare_data:
+    output:
+        train="results/data/train.pt",
+        calib="results/data/calib.pt",
+        val="results/data/val.pt",
+        test="results/data/test.pt",
+        provenance="results/data/provenance.json",
+    params:
+        dataset=config["dataset"],
+        seed=config["seed"],
+    log:
+        "logs/data/prepare_data.log",
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/prepare_data.py"

@@ -1,0 +1,19 @@
+rule train_baseline:
+    input:
+        unpack(checkpoint_of),
+        train=rules.prepare_data.output.train,
+    output:
+        model="results/{model}/fp32/model.pt",
+        history="results/{model}/fp32/history.json",
+        provenance="results/{model}/fp32/provenance.json",
+    params:
+        spec=lambda w: config["models"][w.model],
+        seed=config["seed"],
+    log:
+        "logs/{model}/fp32/train_baseline.log",
+    benchmark:
+        "results/benchmarks/{model}/fp32/train_baseline.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/train_baseline.py"
