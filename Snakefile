@@ -16,6 +16,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.make_report.output,
-    default_target: True

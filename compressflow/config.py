@@ -39,10 +39,17 @@ def _describe(error) -> str:
 
 def check_schema(config: dict, schema_path) -> None:
     schema = yaml.safe_load(Path(schema_path).read_text())
-    errors = sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))), reverse=True)
+    errors = sorted(
+        Draft202012Validator(schema).iter_errors(config),
+        key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
+        reverse=True,
+    )
     if errors:
         e = errors[0]
-        raise CompressflowError(f"config key '{_where(e)}': {_describe(e)}", f"edit it in the config file (schema: {Path(schema_path).name}, docs: config/README.md)")
+        raise CompressflowError(
+            f"config key '{_where(e)}': {_describe(e)}",
+            f"edit it in the config file (schema: {Path(schema_path).name}, docs: config/README.md)",
+        )
 
 
 def check_variants(config: dict) -> None:
@@ -54,7 +61,8 @@ def check_variants(config: dict) -> None:
         parent = spec["from"]
         if parent != ROOT_VARIANT and parent not in variants:
             raise CompressflowError(
-                f"variants.{name}.from names '{parent}', which is not a variant", f"use '{ROOT_VARIANT}' or one of: {', '.join(sorted(variants))}"
+                f"variants.{name}.from names '{parent}', which is not a variant",
+                f"use '{ROOT_VARIANT}' or one of: {', '.join(sorted(variants))}",
             )
         seen, cur = {name}, parent
         while cur != ROOT_VARIANT:
@@ -64,12 +72,30 @@ def check_variants(config: dict) -> None:
             cur = variants[cur]["from"]
         for model in spec.get("models", []):
             if model not in config["models"]:
-                raise CompressflowError(f"variants.{name}.models names unknown model '{model}'", f"use one of: {', '.join(sorted(config['models']))}")
+                raise CompressflowError(
+                    f"variants.{name}.models names unknown model '{model}'", f"use one of: {', '.join(sorted(config['models']))}"
+                )
+
+
+def check_inputs(config: dict) -> None:
+    """Input files named by the config are usable, before any job could delete an older output."""
+    from compressflow import data, models, recipes
+
+    ds = config["dataset"]
+    if ds["kind"] == "imagefolder" and not ds.get("root"):
+        raise CompressflowError("dataset.kind is 'imagefolder' but dataset.root is not set", "set dataset.root to your image folder")
+    n_classes = data.num_classes(ds["kind"], ds.get("root"))
+    for name, spec in config["models"].items():
+        if spec.get("checkpoint"):
+            state = recipes.read_state_dict(spec["checkpoint"], f"models.{name}.checkpoint")
+            model = models.build(spec["arch"], n_classes, **spec.get("arch_kwargs", {}))
+            recipes.load_state(model, state, spec["checkpoint"])
 
 
 def check(config: dict, schema_path) -> None:
     check_schema(config, schema_path)
     check_variants(config)
+    check_inputs(config)
 
 
 def parent_chain(variants: dict, name: str) -> list[str]:

@@ -36,8 +36,11 @@ def load_digits(input_size: int):
     return img, y, [str(c) for c in bunch.target_names]
 
 
-def load_imagefolder(root, input_size: int):
-    """``root/<class>/<image>`` like torchvision's ImageFolder, strict about what it finds."""
+def scan_imagefolder(root) -> tuple[list[tuple[Path, int]], list[str]]:
+    """``root/<class>/<image>`` like torchvision's ImageFolder, strict about what it finds.
+
+    Cheap enough to run before any job starts: it checks the tree and each image's header.
+    """
     from PIL import Image, UnidentifiedImageError
 
     root = Path(root)
@@ -45,8 +48,10 @@ def load_imagefolder(root, input_size: int):
         raise CompressflowError(f"dataset.root '{root}' is not a directory", "point dataset.root at a folder with one sub-folder per class")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
-        raise CompressflowError(f"dataset.root '{root}' has {len(classes)} class folders", "put each class's images in its own sub-folder (at least 2)")
-    images, labels = [], []
+        raise CompressflowError(
+            f"dataset.root '{root}' has {len(classes)} class folders", "put each class's images in its own sub-folder (at least 2)"
+        )
+    items = []
     for label, name in enumerate(classes):
         files = sorted(p for p in (root / name).rglob("*") if p.is_file() and not p.name.startswith("."))
         if not files:
@@ -54,17 +59,40 @@ def load_imagefolder(root, input_size: int):
         for path in files:
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 raise CompressflowError(
-                    f"'{path}' is not an image file (suffix '{path.suffix}')", f"remove it; accepted suffixes: {' '.join(sorted(IMAGE_SUFFIXES))}"
+                    f"'{path}' is not an image file (suffix '{path.suffix}')",
+                    f"remove it; accepted suffixes: {' '.join(sorted(IMAGE_SUFFIXES))}",
                 )
             try:
                 with Image.open(path) as im:
-                    im = im.convert("RGB").resize((input_size, input_size), Image.BILINEAR)
-                    arr = np.asarray(im, dtype=np.uint8)
+                    im.verify()
             except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-                raise CompressflowError(f"image '{path}' cannot be read ({type(exc).__name__})", "replace or remove the corrupt file") from exc
-            images.append(torch.from_numpy(arr.copy()).permute(2, 0, 1))
-            labels.append(label)
-    return torch.stack(images), torch.tensor(labels, dtype=torch.int64), classes
+                raise CompressflowError(
+                    f"image '{path}' cannot be read ({type(exc).__name__})", "replace or remove the corrupt file"
+                ) from exc
+            items.append((path, label))
+    return items, classes
+
+
+def load_imagefolder(root, input_size: int):
+    """All images of the tree, converted to RGB (grey and palette images included) and resized."""
+    from PIL import Image
+
+    items, classes = scan_imagefolder(root)
+    images = []
+    for path, _ in items:
+        try:
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("RGB").resize((input_size, input_size), Image.BILINEAR), dtype=np.uint8)
+        except OSError as exc:
+            raise CompressflowError(f"image '{path}' cannot be decoded ({exc})", "replace or remove the corrupt file") from exc
+        images.append(torch.from_numpy(arr.copy()).permute(2, 0, 1))
+    return torch.stack(images), torch.tensor([label for _, label in items], dtype=torch.int64), classes
+
+
+def num_classes(kind: str, root=None) -> int:
+    if kind == "digits":
+        return 10
+    return len(scan_imagefolder(root)[1])
 
 
 def split_indices(y: torch.Tensor, fractions: dict, seed: int) -> dict:
@@ -102,7 +130,13 @@ def prepare(kind: str, input_size: int, fractions: dict, seed: int, root=None) -
         raise CompressflowError(f"unknown dataset.kind '{kind}'", "use 'digits' or 'imagefolder'")
     parts = split_indices(y, fractions, seed)
     return {
-        name: {"x": x[torch.from_numpy(ix)].contiguous(), "y": y[torch.from_numpy(ix)].contiguous(), "classes": classes, "mean": MEAN, "std": STD}
+        name: {
+            "x": x[torch.from_numpy(ix)].contiguous(),
+            "y": y[torch.from_numpy(ix)].contiguous(),
+            "classes": classes,
+            "mean": MEAN,
+            "std": STD,
+        }
         for name, ix in parts.items()
     }
 

@@ -75,9 +75,19 @@ def _summary(arr: np.ndarray, batch: int) -> dict:
     }
 
 
-def evaluate(model: torch.nn.Module, test: dict, model_path, *, batch_size: int, threads: int, latency_input: int,
-             warmup: int, iters: int, parent: torch.nn.Module | None = None,
-             parent_logits: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
+def evaluate(
+    model: torch.nn.Module,
+    test: dict,
+    model_path,
+    *,
+    batch_size: int,
+    threads: int,
+    latency_input: int,
+    warmup: int,
+    iters: int,
+    parent: torch.nn.Module | None = None,
+    parent_logits: torch.Tensor | None = None,
+) -> tuple[dict, torch.Tensor]:
     """All metrics of one PyTorch artifact; returns (metrics, test logits).
 
     The parent is timed in the same process, interleaved with the artifact, so

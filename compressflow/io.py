@@ -61,9 +61,7 @@ def load_tensors(path, what: str = "file"):
     """torch.load with ``weights_only=True`` and one-line errors for the usual failures."""
     path = Path(path)
     if not path.is_file():
-        raise CompressflowError(
-            f"{what} '{path}' does not exist", "check the path (relative paths start at the workflow directory)"
-        )
+        raise CompressflowError(f"{what} '{path}' does not exist", "check the path (relative paths start at the workflow directory)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -74,9 +72,7 @@ def load_tensors(path, what: str = "file"):
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CompressflowError(
-            f"{what} '{path}' is truncated or corrupt ({first[:160]})", "re-create or re-download the file"
-        ) from exc
+        raise CompressflowError(f"{what} '{path}' is truncated or corrupt ({first[:160]})", "re-create or re-download the file") from exc
 
 
 def save_model(model: torch.nn.Module, recipe: dict, path) -> None:

@@ -41,4 +41,3 @@ def record(rule: str, inputs: dict, outputs: dict, params: dict, seed, repo_dir)
 
 def write(path, **kwargs) -> None:
     io.write_json(record(**kwargs), path)
-

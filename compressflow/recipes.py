@@ -39,10 +39,24 @@ def rebuild(recipe: dict) -> torch.nn.Module:
     for transform in recipe.get("transforms", []):
         kind = transform.get("kind")
         if kind not in REBUILDERS:
-            raise CompressflowError(f"model recipe has unknown transform '{kind}'", "rebuild the artifact with this version of compressflow")
+            raise CompressflowError(
+                f"model recipe has unknown transform '{kind}'", "rebuild the artifact with this version of compressflow"
+            )
         mod_name, fn_name = REBUILDERS[kind].split(":")
         model = getattr(importlib.import_module(mod_name), fn_name)(model, transform)
     return model
+
+
+def read_state_dict(path, what: str) -> dict:
+    """A user's checkpoint: a state dict of tensors (or {"state_dict": ...}), loaded weights-only."""
+    from compressflow import io
+
+    state = io.load_tensors(path, what)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CompressflowError(f"{what} '{path}' is not a state dict of tensors", "save it with torch.save(model.state_dict(), path)")
+    return state
 
 
 def load_state(model: torch.nn.Module, state_dict: dict, source: str) -> None:
@@ -63,5 +77,7 @@ def load_state(model: torch.nn.Module, state_dict: dict, source: str) -> None:
                 "check the architecture and the number of classes in the config",
             )
         if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
-            raise CompressflowError(f"weights in '{source}' contain NaN or Inf in '{key}'", "use a checkpoint saved from a healthy training run")
+            raise CompressflowError(
+                f"weights in '{source}' contain NaN or Inf in '{key}'", "use a checkpoint saved from a healthy training run"
+            )
     model.load_state_dict(state_dict)

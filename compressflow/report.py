@@ -7,10 +7,32 @@ import pandas as pd
 from compressflow import io
 
 COLUMNS = [
-    "model", "variant", "runtime", "parent", "technique", "top1", "top5", "top1_drop_vs_fp32", "size_mb", "params",
-    "latency_ms_p50", "latency_ms_p90", "throughput_ips", "parent_latency_ms_p50", "speedup_vs_parent", "faster_than_parent",
-    "top1_agreement_vs_parent", "mse_vs_parent", "max_abs_diff_vs_parent", "cosine_vs_parent", "n_test", "threads",
-    "latency_input", "cpu_model", "isa", "note",
+    "model",
+    "variant",
+    "runtime",
+    "parent",
+    "technique",
+    "top1",
+    "top5",
+    "top1_drop_vs_fp32",
+    "size_mb",
+    "params",
+    "latency_ms_p50",
+    "latency_ms_p90",
+    "throughput_ips",
+    "parent_latency_ms_p50",
+    "speedup_vs_parent",
+    "faster_than_parent",
+    "top1_agreement_vs_parent",
+    "mse_vs_parent",
+    "max_abs_diff_vs_parent",
+    "cosine_vs_parent",
+    "n_test",
+    "threads",
+    "latency_input",
+    "cpu_model",
+    "isa",
+    "note",
 ]
 
 
@@ -39,8 +61,23 @@ def summarize(entries: list[dict], min_speedup: float) -> pd.DataFrame:
 def write(df: pd.DataFrame, csv_path, md_path) -> None:
     with io.atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
-    show = ["model", "variant", "runtime", "parent", "top1", "top5", "size_mb", "params", "latency_ms_p50", "latency_ms_p90",
-            "speedup_vs_parent", "faster_than_parent", "top1_agreement_vs_parent", "note"]
+    show = [
+        "model",
+        "variant",
+        "runtime",
+        "parent",
+        "top1",
+        "top5",
+        "size_mb",
+        "params",
+        "latency_ms_p50",
+        "latency_ms_p90",
+        "speedup_vs_parent",
+        "faster_than_parent",
+        "top1_agreement_vs_parent",
+        "note",
+    ]
     head = f"# compressflow summary\n\nLatency: batch 1, {df.threads.dropna().unique().tolist()} thread(s), input {df.latency_input.dropna().unique().tolist()} px, on {', '.join(df.cpu_model.dropna().unique())} (ISA: {', '.join(df.isa.dropna().unique())}).\nSize in MiB of the saved file. Speed-ups compare each artifact with its parent timed in the same job.\n\n"
+    table = df[show].astype("object").where(df[show].notna(), "")
     with io.atomic_path(md_path) as tmp:
-        tmp.write_text(head + df[show].to_markdown(index=False, floatfmt=".4g") + "\n")
+        tmp.write_text(head + table.to_markdown(index=False, floatfmt=".4g") + "\n")

@@ -6,7 +6,8 @@ import sys
 
 import torch
 
-from compressflow import data, evaluate as ev, fusion, io, models, recipes, report, train
+from compressflow import data, fusion, io, models, recipes, report, train
+from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
 
 
@@ -28,16 +29,20 @@ def train_baseline(inputs, outputs, params, threads):
     model = models.build(spec["arch"], len(classes), **arch_kwargs)
     history = []
     if inputs.get("checkpoint"):
-        state = io.load_tensors(inputs["checkpoint"], "checkpoint")
-        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-            state = state["state_dict"]
-        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-            raise CompressflowError(f"checkpoint '{inputs['checkpoint']}' is not a state dict of tensors", "save it with torch.save(model.state_dict(), path)")
+        state = recipes.read_state_dict(inputs["checkpoint"], "checkpoint")
         recipes.load_state(model, state, inputs["checkpoint"])
     else:
         t = spec["train"]
-        history = train.fit(model, train_split, epochs=t["epochs"], lr=t["lr"], batch_size=t["batch_size"], seed=seed,
-                            weight_decay=t["weight_decay"], desc=f"train {spec['arch']}")
+        history = train.fit(
+            model,
+            train_split,
+            epochs=t["epochs"],
+            lr=t["lr"],
+            batch_size=t["batch_size"],
+            seed=seed,
+            weight_decay=t["weight_decay"],
+            desc=f"train {spec['arch']}",
+        )
     io.save_model(model.eval(), recipe, outputs["model"])
     io.write_json({"history": history, "checkpoint": inputs.get("checkpoint")}, outputs["history"])
 
@@ -51,7 +56,10 @@ def fuse_model(inputs, outputs, params, threads):
     x, _ = next(data.batches(data.load_split(inputs["val"]), 64))
     diff = fusion.max_output_diff(reference, fused, x)
     if diff > params["tolerance"]:
-        raise CompressflowError(f"fused model differs from its parent by {diff:.3g} (> {params['tolerance']:g})", "report this model; fusion must not change outputs")
+        raise CompressflowError(
+            f"fused model differs from its parent by {diff:.3g} (> {params['tolerance']:g})",
+            "report this model; fusion must not change outputs",
+        )
     print(f"fused {len(pairs)} conv+bn pairs; max |logit diff| on a val batch = {diff:.3g}", file=sys.stderr)
     io.save_model(fused, recipes.with_transform(recipe, {"kind": "fold_bn", "pairs": pairs}), outputs["model"])
 
@@ -64,14 +72,23 @@ def evaluate(inputs, outputs, params, threads):
         parent, _ = io.load_model(inputs["parent_model"])
         parent_logits = io.load_tensors(inputs["parent_logits"], "parent logits")
     lat = params["latency"]
-    metrics, logits = ev.evaluate(model, test, inputs["model"], batch_size=params["batch_size"], threads=params["threads"],
-                                  latency_input=lat["input_size"], warmup=lat["warmup"], iters=lat["iters"],
-                                  parent=parent, parent_logits=parent_logits)
+    metrics, logits = ev.evaluate(
+        model,
+        test,
+        inputs["model"],
+        batch_size=params["batch_size"],
+        threads=params["threads"],
+        latency_input=lat["input_size"],
+        warmup=lat["warmup"],
+        iters=lat["iters"],
+        parent=parent,
+        parent_logits=parent_logits,
+    )
     io.save_tensors(logits, outputs["logits"])
     io.write_json(metrics, outputs["metrics"])
 
 
 def make_report(inputs, outputs, params, threads):
-    entries = [dict(e, metrics_path=p) for e, p in zip(params["entries"], inputs["metrics"])]
+    entries = [dict(e, metrics_path=p) for e, p in zip(params["entries"], inputs["metrics"], strict=True)]
     df = report.summarize(entries, params["min_speedup"])
     report.write(df, outputs["csv"], outputs["md"])

@@ -8,7 +8,21 @@ import subprocess
 from pathlib import Path
 
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16", "fma", "f16c")
-PACKAGES = ("torch", "torchvision", "numpy", "onnx", "onnxruntime", "onnxscript", "onnxsim", "openvino", "nncf", "torch-pruning", "scikit-learn", "snakemake", "pandas")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "onnxsim",
+    "openvino",
+    "nncf",
+    "torch-pruning",
+    "scikit-learn",
+    "snakemake",
+    "pandas",
+)
 
 
 def cpu() -> dict:
@@ -39,7 +53,9 @@ def git_commit(repo_dir) -> str:
     """HEAD of the workflow's repository, with '+dirty' when tracked files changed."""
     try:
         head = subprocess.run(["git", "-C", str(repo_dir), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo_dir), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo_dir), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

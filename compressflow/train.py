@@ -28,8 +28,19 @@ def cross_entropy(model, x, y):
     return nn.functional.cross_entropy(model(x), y)
 
 
-def fit(model: nn.Module, train: dict, *, epochs: int, lr: float, batch_size: int, seed: int,
-        weight_decay: float = 5e-4, loss=cross_entropy, desc: str = "train", on_epoch_start=None) -> list[dict]:
+def fit(
+    model: nn.Module,
+    train: dict,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    weight_decay: float = 5e-4,
+    loss=cross_entropy,
+    desc: str = "train",
+    on_epoch_start=None,
+) -> list[dict]:
     """SGD + Nesterov momentum with a cosine schedule; returns per-epoch mean loss.
 
     ``loss(model, x, y)`` lets distillation and QAT reuse the loop; ``on_epoch_start(epoch, model)``
@@ -55,7 +66,7 @@ def fit(model: nn.Module, train: dict, *, epochs: int, lr: float, batch_size: in
         order = torch.randperm(n, generator=gen)
         total, bar = 0.0, tqdm(range(steps_per_epoch), desc=f"{desc} {epoch + 1}/{epochs}", file=sys.stderr, mininterval=5)
         for step in bar:
-            idx = order[step * batch_size:(step + 1) * batch_size]
+            idx = order[step * batch_size : (step + 1) * batch_size]
             x, y = data.to_input(train["x"][idx]), train["y"][idx]
             opt.zero_grad(set_to_none=True)
             value = loss(model, x, y)

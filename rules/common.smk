@@ -4,8 +4,10 @@ import sys
 
 # Scripts import the compressflow package from this repository, in the pip venv and in
 # every conda env alike (each job's Python inherits this variable).
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(
+        p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
+    )
 )
 sys.path.insert(0, workflow.basedir)
 
@@ -65,6 +67,17 @@ def technique_of(variant):
 def checkpoint_of(wildcards):
     ckpt = config["models"][wildcards.model].get("checkpoint")
     return {"checkpoint": ckpt} if ckpt else {}
+
+
+def parent_outputs(wildcards):
+    """The parent's model and test logits, so agreement and speed-up compare like with like."""
+    if wildcards.variant == ROOT:
+        return {}
+    parent = parent_of(wildcards.variant)
+    return {
+        "parent_model": f"results/{wildcards.model}/{parent}/model.pt",
+        "parent_logits": f"results/{wildcards.model}/{parent}/test_logits.pt",
+    }
 
 
 wildcard_constraints:

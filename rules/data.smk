@@ -5,12 +5,12 @@ rule prepare_data:
         val="results/data/val.pt",
         test="results/data/test.pt",
         provenance="results/data/provenance.json",
-    params:
-        dataset=config["dataset"],
-        seed=config["seed"],
     log:
         "logs/data/prepare_data.log",
     conda:
         "../envs/torch.yaml"
+    params:
+        dataset=config["dataset"],
+        seed=config["seed"],
     script:
         "../scripts/prepare_data.py"

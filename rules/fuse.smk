@@ -5,14 +5,14 @@ rule fuse_model:
     output:
         model="results/{model}/{variant}/model.pt",
         provenance="results/{model}/{variant}/provenance.json",
+    log:
+        "logs/{model}/{variant}/fuse_model.log",
     wildcard_constraints:
         variant=alternation(variants_of("fuse")),
+    conda:
+        "../envs/torch.yaml"
     params:
         tolerance=lambda w: knobs(w)["tolerance"],
         seed=config["seed"],
-    log:
-        "logs/{model}/{variant}/fuse_model.log",
-    conda:
-        "../envs/torch.yaml"
     script:
         "../scripts/fuse_model.py"

@@ -4,6 +4,10 @@ rule make_report:
     output:
         csv="results/report/summary.csv",
         md="results/report/summary.md",
+    log:
+        "logs/report/make_report.log",
+    conda:
+        "../envs/report.yaml"
     params:
         entries=[
             {
@@ -15,9 +19,5 @@ rule make_report:
             for m, v in built_variants()
         ],
         min_speedup=config["evaluate"]["min_speedup"],
-    log:
-        "logs/report/make_report.log",
-    conda:
-        "../envs/report.yaml"
     script:
         "../scripts/make_report.py"

@@ -6,14 +6,14 @@ rule train_baseline:
         model="results/{model}/fp32/model.pt",
         history="results/{model}/fp32/history.json",
         provenance="results/{model}/fp32/provenance.json",
-    params:
-        spec=lambda w: config["models"][w.model],
-        seed=config["seed"],
     log:
         "logs/{model}/fp32/train_baseline.log",
     benchmark:
         "results/benchmarks/{model}/fp32/train_baseline.tsv"
     conda:
         "../envs/torch.yaml"
+    params:
+        spec=lambda w: config["models"][w.model],
+        seed=config["seed"],
     script:
         "../scripts/train_baseline.py"

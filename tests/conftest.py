@@ -1,0 +1,64 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def snakemake(workdir, *args, config=None, check=True, timeout=1200):
+    """Run the real Snakefile in ``workdir`` (config defaults to tests/tiny_config.yaml)."""
+    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--profile", str(REPO / "profiles" / "default")]
+    cmd += ["--configfile", str(config or REPO / "tests" / "tiny_config.yaml"), *args]
+    env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One real run of the tiny config, shared by the integration tests (read-only for them)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+@pytest.fixture
+def tiny_copy(tiny_run, tmp_path):
+    """A private copy of the finished tiny run, for tests that change or break things."""
+    dst = tmp_path / "run"
+    shutil.copytree(tiny_run, dst, symlinks=True)
+    # copytree keeps mtimes (copy2), so Snakemake sees the same up-to-date state.
+    return dst
+
+
+def tiny_model(num_classes=3):
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, num_classes),
+    )
+
+
+def git(*args):
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout

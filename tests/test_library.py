@@ -1,0 +1,271 @@
+"""Unit tests of the library on small tensors and modules."""
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from compressflow import config as cfg
+from compressflow import data, evaluate, fusion, io, models, provenance, recipes, report, train
+from compressflow.errors import CompressflowError
+from tests.conftest import REPO, tiny_model
+
+
+def test_digits_are_real_resized_three_channel_images():
+    x, y, classes = data.load_digits(16)
+    assert x.shape == (1797, 3, 16, 16) and x.dtype == torch.uint8
+    assert torch.equal(x[:, 0], x[:, 1]) and len(classes) == 10
+    assert y.bincount().min() >= 170
+    assert x.float().std() > 30  # not blank
+
+
+def test_split_is_stratified_disjoint_and_seeded():
+    _, y, _ = data.load_digits(8)
+    fr = {"train": 0.6, "calib": 0.1, "val": 0.1, "test": 0.2}
+    a, b = data.split_indices(y, fr, 0), data.split_indices(y, fr, 0)
+    assert all((a[k] == b[k]).all() for k in a)
+    allidx = sorted(i for k in a for i in a[k])
+    assert allidx == list(range(len(y)))
+    assert len(a["test"]) == 360
+    counts = y[torch.from_numpy(a["test"])].bincount()
+    assert counts.max() - counts.min() <= 2
+    c = data.split_indices(y, fr, 1)
+    assert not (a["test"] == c["test"]).all()
+
+
+def test_split_fractions_must_sum_to_one():
+    with pytest.raises(CompressflowError, match="sum to"):
+        data.split_indices(torch.arange(100) % 2, {"train": 0.5, "calib": 0.1, "val": 0.1, "test": 0.1}, 0)
+
+
+def _write_image(path, mode="RGB", size=(12, 10), color=128):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, color=color).save(path)
+
+
+def test_imagefolder_reads_classes_and_converts_modes(tmp_path):
+    for c in range(3):
+        for i in range(5):
+            _write_image(tmp_path / f"class{c}" / f"{i}.png", mode="L" if i % 2 else "RGB", color=40 * c + i)
+    x, y, classes = data.load_imagefolder(tmp_path, 16)
+    assert x.shape == (15, 3, 16, 16) and classes == ["class0", "class1", "class2"]
+    assert y.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda r: (r / "a").mkdir() or (r / "b").mkdir(), "has no images"),
+        (lambda r: _write_image(r / "a" / "1.png") or (r / "b").mkdir(parents=True), "has no images"),
+        (
+            lambda r: _write_image(r / "a" / "1.png") or _write_image(r / "b" / "1.png") or (r / "b" / "x.txt").write_text("hi"),
+            "not an image",
+        ),
+        (
+            lambda r: _write_image(r / "a" / "1.png") or (r / "b").mkdir() or (r / "b" / "2.png").write_bytes(b"\x89PNG broken"),
+            "cannot be read",
+        ),
+        (lambda r: _write_image(r / "a" / "1.png"), "class folders"),
+    ],
+)
+def test_imagefolder_bad_trees_give_one_line(tmp_path, setup, message):
+    setup(tmp_path)
+    with pytest.raises(CompressflowError, match=message) as exc:
+        data.load_imagefolder(tmp_path, 16)
+    assert "\n" not in str(exc.value) and "fix:" in str(exc.value)
+
+
+def test_model_roundtrip_is_weights_only_and_exact(tmp_path):
+    model = models.build("resnet18", 10).eval()
+    path = tmp_path / "m.pt"
+    io.save_model(model, recipes.base_recipe("resnet18", 10), path)
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == io.MODEL_FORMAT
+    loaded, recipe = io.load_model(path)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    assert recipe["arch"] == "resnet18"
+
+
+def test_malicious_pickle_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    bad = tmp_path / "evil.pt"
+    with open(bad, "wb") as f:
+        pickle.dump(Evil(), f)
+    with pytest.raises(CompressflowError, match="refused to load"):
+        io.load_tensors(bad, "checkpoint")
+    torch.save({"w": Evil()}, tmp_path / "evil2.pt")
+    with pytest.raises(CompressflowError, match="refused to load"):
+        io.load_tensors(tmp_path / "evil2.pt", "checkpoint")
+    assert not marker.exists()
+
+
+def test_truncated_and_missing_files(tmp_path):
+    good = tmp_path / "g.pt"
+    torch.save({"w": torch.ones(1000)}, good)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[:300])
+    with pytest.raises(CompressflowError, match="truncated or corrupt"):
+        io.load_tensors(cut)
+    with pytest.raises(CompressflowError, match="does not exist"):
+        io.load_tensors(tmp_path / "nope.pt")
+
+
+def test_load_state_names_mismatches():
+    model = models.build("resnet18", 10)
+    other = models.build("resnet18", 5).state_dict()
+    with pytest.raises(CompressflowError, match="fc.weight"):
+        recipes.load_state(model, other, "x.pt")
+    with pytest.raises(CompressflowError, match="missing"):
+        recipes.load_state(model, models.build("mobilenet_v2", 10).state_dict(), "x.pt")
+    sd = model.state_dict()
+    sd["conv1.weight"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(CompressflowError, match="NaN"):
+        recipes.load_state(models.build("resnet18", 10), sd, "x.pt")
+
+
+def test_unknown_arch():
+    with pytest.raises(CompressflowError, match="unknown model architecture 'vgg'"):
+        models.build("vgg", 10)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2"])
+def test_fold_bn_matches_and_rebuilds(arch, tmp_path):
+    torch.manual_seed(0)
+    model = models.build(arch, 10)
+    model.train()
+    with torch.no_grad():  # make BN statistics non-trivial
+        for _ in range(3):
+            model(torch.randn(8, 3, 32, 32))
+    model.eval()
+    x = torch.randn(4, 3, 32, 32)
+    ref = model(x).detach()
+    fused, pairs = fusion.fold_bn(model)
+    assert len(pairs) > 10
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert (fused(x) - ref).abs().max() < 1e-4
+    recipe = recipes.with_transform(recipes.base_recipe(arch, 10), {"kind": "fold_bn", "pairs": pairs})
+    io.save_model(fused, recipe, tmp_path / "f.pt")
+    loaded, _ = io.load_model(tmp_path / "f.pt")
+    assert torch.equal(loaded(x), fused(x))
+
+
+def test_fold_bn_without_bn_is_an_error():
+    with pytest.raises(CompressflowError, match="no Conv2d followed by BatchNorm2d"):
+        fusion.fold_bn(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()))
+
+
+def test_fit_is_deterministic_and_learns():
+    x, y, classes = data.load_digits(8)
+    split = {"x": x[:300], "y": y[:300], "classes": classes}
+    runs = []
+    for _ in range(2):
+        train.seed_everything(0, 1)
+        model = tiny_model(10)
+        hist = train.fit(model, split, epochs=3, lr=0.1, batch_size=32, seed=0)
+        runs.append((model.state_dict(), hist))
+    assert all(torch.equal(runs[0][0][k], runs[1][0][k]) for k in runs[0][0])
+    assert runs[0][1][-1]["loss"] < runs[0][1][0]["loss"]
+
+
+def test_fit_rejects_negative_epochs():
+    with pytest.raises(CompressflowError, match="epochs=-1"):
+        train.fit(
+            tiny_model(),
+            {"x": torch.zeros(2, 3, 8, 8, dtype=torch.uint8), "y": torch.zeros(2, dtype=torch.long)},
+            epochs=-1,
+            lr=0.1,
+            batch_size=2,
+            seed=0,
+        )
+
+
+def test_metrics_helpers():
+    logits = torch.tensor([[3.0, 1.0, 0.0], [0.0, 2.0, 1.0], [1.0, 0.0, 2.0]])
+    y = torch.tensor([0, 2, 1])
+    assert evaluate.topk(logits, y, 1) == pytest.approx(1 / 3)
+    assert evaluate.topk(logits, y, 2) == pytest.approx(2 / 3)
+    assert evaluate.topk(logits, y, 5) == 1.0
+    agree = evaluate.agreement(logits, logits + 0.5)
+    assert agree["top1_agreement_vs_parent"] == 1.0 and agree["max_abs_diff_vs_parent"] == pytest.approx(0.5)
+    lat = evaluate.latency(lambda t: t * 2, torch.ones(1, 3), warmup=1, iters=5)
+    assert 0 < lat["latency_ms_p50"] <= lat["latency_ms_p90"]
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    io.write_json({"a": 1}, target)
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_provenance_hashes(tmp_path):
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"abc")
+    rec = provenance.record("r", {"a": str(f)}, {}, {"k": 1}, 0, REPO)
+    assert rec["inputs"]["a"]["sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert rec["versions"]["torch"] == torch.__version__.split("+")[0]
+
+
+def _config():
+    import yaml
+
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda c: c.update(bogus=1), "unknown key(s) ['bogus']"),
+        (lambda c: c["dataset"].update(input_size="big"), "dataset.input_size"),
+        (lambda c: c["dataset"].update(kind="mnist"), "allowed values: digits, imagefolder"),
+        (lambda c: c["models"]["resnet18"].update(arch="vgg16"), "allowed values: resnet18"),
+        (lambda c: c["models"]["resnet18"]["train"].update(epochs=-1), "models.resnet18.train.epochs"),
+        (lambda c: c["variants"].update(x={"from": "nope", "technique": "fuse"}), "names 'nope'"),
+        (lambda c: c["variants"].update(fp32={"from": "fused", "technique": "fuse"}), "reserved"),
+        (lambda c: c["variants"].update(a={"from": "b", "technique": "fuse"}, b={"from": "a", "technique": "fuse"}), "loops"),
+        (lambda c: c["variants"]["fused"].update(tolerance=5), "variants.fused.tolerance"),
+    ],
+)
+def test_config_errors_are_one_line(mutate, needle):
+    c = _config()
+    cfg.check(c, REPO / "config" / "schema.yaml")
+    mutate(c)
+    with pytest.raises(CompressflowError) as exc:
+        cfg.check(c, REPO / "config" / "schema.yaml")
+    msg = str(exc.value)
+    assert needle in msg and "\n" not in msg
+
+
+def test_report_flags_not_faster(tmp_path):
+    rows = [
+        ("fp32", "", "train", {"top1": 0.9, "runtime": "pytorch", "latency_ms_p50": 10.0}),
+        ("fast", "fp32", "fuse", {"top1": 0.9, "runtime": "pytorch", "latency_ms_p50": 5.0, "speedup_vs_parent": 2.0}),
+        ("slow", "fp32", "fuse", {"top1": 0.8, "runtime": "pytorch", "latency_ms_p50": 10.0, "speedup_vs_parent": 1.01}),
+    ]
+    entries = []
+    for v, p, t, m in rows:
+        path = tmp_path / f"{v}.json"
+        io.write_json(m, path)
+        entries.append({"model": "m", "variant": v, "parent": p, "technique": t, "metrics_path": path})
+    df = report.summarize(entries, 1.05).set_index("variant")
+    assert df.loc["fast", "faster_than_parent"] is True or df.loc["fast", "faster_than_parent"] == True  # noqa: E712
+    assert df.loc["slow", "faster_than_parent"] == False  # noqa: E712
+    assert "not faster" in df.loc["slow", "note"]
+    assert df.loc["slow", "top1_drop_vs_fp32"] == pytest.approx(0.1)
+    assert list(df.index)[0] == "fp32"

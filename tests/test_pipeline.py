@@ -1,0 +1,138 @@
+"""The real Snakefile on the tiny config: artifacts, metrics, provenance, no-op reruns, bad config."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from compressflow import io, models, provenance
+from tests.conftest import REPO, snakemake
+
+REQUIRED = ["model", "variant", "runtime", "top1", "top5", "size_mb", "latency_ms_p50", "parent", "top1_agreement_vs_parent"]
+
+
+def test_artifacts_metrics_and_report(tiny_run):
+    for variant in ("fp32", "fused"):
+        d = tiny_run / "results" / "resnet18" / variant
+        for name in ("model.pt", "metrics.json", "provenance.json", "eval_provenance.json", "test_logits.pt"):
+            assert (d / name).is_file(), d / name
+        m = json.loads((d / "metrics.json").read_text())
+        assert 0.6 < m["top1"] <= 1.0 and m["top1"] <= m["top5"]
+        assert m["n_test"] == 360 and m["params"] > 11_000_000
+        assert 30 < m["size_mb"] < 60 and m["latency_ms_p50"] > 0 and m["cpu_model"]
+    fused = json.loads((tiny_run / "results/resnet18/fused/metrics.json").read_text())
+    assert fused["top1_agreement_vs_parent"] >= 0.997 and fused["max_abs_diff_vs_parent"] < 1e-3
+    df = pd.read_csv(tiny_run / "results/report/summary.csv")
+    assert set(REQUIRED) <= set(df.columns)
+    assert len(df) == 2 and set(df.variant) == {"fp32", "fused"} and (df.runtime == "pytorch").all()
+    assert df.set_index("variant").loc["fused", "parent"] == "fp32"
+    assert "| resnet18 | fused" in (tiny_run / "results/report/summary.md").read_text()
+
+
+def test_provenance_hashes_match_files(tiny_run):
+    records = list((tiny_run / "results").rglob("*provenance.json"))
+    assert len(records) >= 5
+    for rec_path in records:
+        rec = json.loads(rec_path.read_text())
+        assert rec["versions"]["torch"] and rec["git_commit"] and "params" in rec and "seed" in rec
+        for section in ("inputs", "outputs"):
+            for entry in rec[section].values():
+                path = Path(entry["path"])
+                path = path if path.is_absolute() else tiny_run / path
+                assert provenance.sha256(path) == entry["sha256"], (rec_path, path)
+    rec = json.loads((tiny_run / "results/resnet18/fused/provenance.json").read_text())
+    assert rec["inputs"]["model"]["path"] == "results/resnet18/fp32/model.pt" and rec["params"]["tolerance"] == 1e-4
+
+
+def test_second_dry_run_has_nothing_to_do(tiny_run):
+    out = snakemake(tiny_run, "-n", "--cores", "1")
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_lint_is_clean():
+    out = snakemake(REPO, "--lint", "--cores", "1", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _write_config(path, **changes):
+    cfg = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
+    for dotted, value in changes.items():
+        node = cfg
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_bad_config_stops_before_any_job_with_one_line(tiny_copy, tmp_path):
+    before = {p: provenance.sha256(p) for p in (tiny_copy / "results").rglob("*") if p.is_file()}
+    bad = _write_config(tmp_path / "bad.yaml", **{"dataset.input_size": 2})
+    out = snakemake(tiny_copy, "--cores", "1", config=bad, check=False)
+    assert out.returncode != 0
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if "compressflow config error" in line]
+    assert len(lines) == 1 and "dataset.input_size" in lines[0] and "minimum 8" in lines[0]
+    assert before == {p: provenance.sha256(p) for p in (tiny_copy / "results").rglob("*") if p.is_file()}
+
+
+def test_user_checkpoint_is_used_and_checked(tiny_copy, tmp_path):
+    """A user's state dict replaces training; a wrong one fails with one line and touches nothing."""
+    good = tmp_path / "mine.pt"
+    model, _ = io.load_model(tiny_copy / "results/resnet18/fp32/model.pt")
+    torch.save(model.state_dict(), good)
+    cfg = _write_config(tmp_path / "ckpt.yaml", **{"models.resnet18.checkpoint": str(good)})
+    snakemake(tiny_copy, "--cores", "2", config=cfg)
+    hist = json.loads((tiny_copy / "results/resnet18/fp32/history.json").read_text())
+    assert hist["history"] == [] and hist["checkpoint"] == str(good)
+    ref = json.loads((tiny_copy / "results/resnet18/fused/metrics.json").read_text())
+    assert ref["top1"] > 0.6
+
+    before = {p: provenance.sha256(p) for p in (tiny_copy / "results").rglob("*") if p.is_file()}
+    wrong = tmp_path / "wrong.pt"
+    torch.save(models.build("resnet18", 5).state_dict(), wrong)
+    cfg = _write_config(tmp_path / "wrong.yaml", **{"models.resnet18.checkpoint": str(wrong)})
+    out = snakemake(tiny_copy, "--cores", "1", config=cfg, check=False)
+    assert out.returncode != 0
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if "compressflow config error" in line]
+    assert len(lines) == 1 and "fc.weight" in lines[0] and "do not fit the architecture" in lines[0]
+    assert before == {p: provenance.sha256(p) for p in (tiny_copy / "results").rglob("*") if p.is_file()}
+
+
+def test_imagefolder_dataset_runs_end_to_end(tmp_path):
+    from PIL import Image
+
+    from compressflow import data
+
+    x, y, _ = data.load_digits(12)
+    root = tmp_path / "images"
+    for i in range(200):
+        d = root / f"digit{int(y[i])}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[i].permute(1, 2, 0).numpy()).save(d / f"{i}.png")
+    cfg = _write_config(
+        tmp_path / "if.yaml",
+        **{
+            "dataset.kind": "imagefolder",
+            "dataset.root": str(root),
+            "dataset.input_size": 12,
+            "models.resnet18.train.epochs": 1,
+            "variants": {},
+        },
+    )
+    snakemake(tmp_path / "run", "--cores", "2", config=cfg)
+    split = torch.load(tmp_path / "run/results/data/test.pt", weights_only=True)
+    assert split["classes"][0] == "digit0" and split["x"].shape[1:] == (3, 12, 12)
+    assert len(split["y"]) == 40
+    df = pd.read_csv(tmp_path / "run/results/report/summary.csv")
+    assert list(df.variant) == ["fp32"]
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz 'dot' not installed")
+def test_rulegraph_renders():
+    out = snakemake(REPO, "--rulegraph", "--cores", "1")
+    assert "fuse_model" in out.stdout and "digraph" in out.stdout
