@@ -4,6 +4,8 @@ PY := $(VENV)/bin/python
 SNAKEMAKE := $(VENV)/bin/snakemake
 STAMP := $(VENV)/.installed
 
+PYDIRS := compressflow scripts tests $(wildcard benchmarks)
+
 .PHONY: run test test-slow lint format rulegraph paper clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
@@ -23,14 +25,14 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check compressflow scripts tests benchmarks
-	$(VENV)/bin/ruff format --check compressflow scripts tests benchmarks
+	$(VENV)/bin/ruff check $(PYDIRS)
+	$(VENV)/bin/ruff format --check $(PYDIRS)
 	$(VENV)/bin/snakefmt --check Snakefile rules
 	$(SNAKEMAKE) --lint --cores 1
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format compressflow scripts tests benchmarks
-	$(VENV)/bin/ruff check --fix compressflow scripts tests benchmarks
+	$(VENV)/bin/ruff format $(PYDIRS)
+	$(VENV)/bin/ruff check --fix $(PYDIRS)
 	$(VENV)/bin/snakefmt Snakefile rules
 
 rulegraph: $(STAMP)

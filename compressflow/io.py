@@ -52,9 +52,13 @@ def read_json(path):
 
 
 def save_tensors(obj, path) -> None:
-    """torch.save through a temporary name (tensors and plain containers only)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save through a temporary name (tensors and plain containers only).
+
+    Saving to a file object keeps the archive's inner folder name fixed ("archive"); given a
+    path, torch.save names it after the (random) temporary file and the bytes differ per run.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_tensors(path, what: str = "file"):

@@ -31,6 +31,15 @@ def alternation(names):
     return "|".join(re.escape(n) for n in names) if names else "(?!)"
 
 
+def canonical(obj):
+    """Dicts with sorted keys, recursively: params then compare equal however the YAML orders keys."""
+    if isinstance(obj, dict):
+        return {k: canonical(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, list):
+        return [canonical(v) for v in obj]
+    return obj
+
+
 def variants_of(technique):
     return [name for name, spec in VARIANTS.items() if spec["technique"] == technique]
 
@@ -48,7 +57,9 @@ def parent_of(variant):
 def knobs(wildcards):
     """The variant's technique knobs: everything in its config entry but from/technique/models."""
     spec = VARIANTS[wildcards.variant]
-    return {k: v for k, v in spec.items() if k not in ("from", "technique", "models")}
+    return canonical(
+        {k: v for k, v in spec.items() if k not in ("from", "technique", "models")}
+    )
 
 
 def parent_model(wildcards):

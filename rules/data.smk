@@ -10,7 +10,7 @@ rule prepare_data:
     conda:
         "../envs/torch.yaml"
     params:
-        dataset=config["dataset"],
+        dataset=canonical(config["dataset"]),
         seed=config["seed"],
     script:
         "../scripts/prepare_data.py"

@@ -20,7 +20,7 @@ rule evaluate:
     params:
         batch_size=config["evaluate"]["batch_size"],
         threads=config["evaluate"]["threads"],
-        latency=config["evaluate"]["latency"],
+        latency=canonical(config["evaluate"]["latency"]),
         seed=config["seed"],
     script:
         "../scripts/evaluate.py"

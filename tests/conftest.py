@@ -16,10 +16,10 @@ def _one_thread():
     torch.set_num_threads(1)
 
 
-def snakemake(workdir, *args, config=None, check=True, timeout=1200):
+def snakemake(workdir, *args, config=None, check=True, timeout=1200, repo=REPO):
     """Run the real Snakefile in ``workdir`` (config defaults to tests/tiny_config.yaml)."""
-    cmd = [*SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--profile", str(REPO / "profiles" / "default")]
-    cmd += ["--configfile", str(config or REPO / "tests" / "tiny_config.yaml"), *args]
+    cmd = [*SNAKEMAKE, "-s", str(repo / "Snakefile"), "--directory", str(workdir), "--profile", str(repo / "profiles" / "default")]
+    cmd += ["--configfile", str(config or repo / "tests" / "tiny_config.yaml"), *args]
     env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:

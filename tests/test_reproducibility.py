@@ -1,0 +1,74 @@
+"""Same inputs + same config => same bytes; a change reruns exactly what it touches."""
+
+import re
+import shutil
+
+import yaml
+
+from compressflow import provenance
+from tests.conftest import REPO, snakemake
+
+# Files that hold wall-clock timings (or hash a file that does); everything else must be byte-identical.
+TIMING_FILES = re.compile(r"(metrics\.json|eval_provenance\.json|summary\.(csv|md)|results/benchmarks/.*\.tsv)$")
+
+
+def _hashes(root):
+    return {str(p.relative_to(root)): provenance.sha256(p) for p in sorted((root / "results").rglob("*")) if p.is_file()}
+
+
+def test_two_clean_runs_are_byte_identical(tiny_run, tmp_path):
+    snakemake(tmp_path, "--cores", "2")
+    first, second = _hashes(tiny_run), _hashes(tmp_path)
+    assert first.keys() == second.keys()
+    stable = [k for k in first if not TIMING_FILES.search(k)]
+    assert any(k.endswith("model.pt") for k in stable) and any(k.endswith("test_logits.pt") for k in stable)
+    differing = [k for k in stable if first[k] != second[k]]
+    assert differing == []
+
+
+def _planned_jobs(workdir, config=None, repo=REPO):
+    """(rule, model, variant) of every job a dry run would execute."""
+    out = snakemake(workdir, "-n", "--cores", "1", config=config, repo=repo)
+    text = out.stdout + out.stderr
+    jobs = set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
+        m = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not m:
+            continue
+        w = re.search(r"wildcards: (.*)", block)
+        wc = dict(kv.split("=", 1) for kv in w.group(1).split(", ")) if w else {}
+        jobs.add((m.group(1), wc.get("model", ""), wc.get("variant", "")))
+    return jobs
+
+
+def test_changed_knob_reruns_exactly_its_subtree(tiny_copy, tmp_path):
+    cfg = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
+    cfg["variants"]["fused"]["tolerance"] = 2e-4
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    assert _planned_jobs(tiny_copy, changed) == {
+        ("fuse_model", "resnet18", "fused"),
+        ("evaluate", "resnet18", "fused"),
+        ("make_report", "", ""),
+        ("all", "", ""),
+    }
+
+
+def test_changed_training_reruns_everything_downstream_but_not_data(tiny_copy, tmp_path):
+    cfg = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
+    cfg["models"]["resnet18"]["train"]["epochs"] = 4
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    jobs = _planned_jobs(tiny_copy, changed)
+    assert ("train_baseline", "resnet18", "") in jobs and ("fuse_model", "resnet18", "fused") in jobs
+    assert not any(rule == "prepare_data" for rule, _, _ in jobs)
+
+
+def test_edited_script_reruns_the_rules_that_use_it(tiny_copy, tmp_path):
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns(".venv", "results", "logs", ".snakemake", ".git", "__pycache__"))
+    script = repo / "scripts" / "fuse_model.py"
+    script.write_text(script.read_text() + "# edited\n")
+    jobs = _planned_jobs(tiny_copy, repo=repo)
+    assert ("fuse_model", "resnet18", "fused") in jobs and ("evaluate", "resnet18", "fused") in jobs
+    assert ("train_baseline", "resnet18", "") not in jobs and ("evaluate", "resnet18", "fp32") not in jobs

@@ -1,0 +1,106 @@
+"""The real Snakefile through a real SLURM (`--workflow-profile profiles/slurm`): start it with .ci/slurm_up.sh."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+PROFILE = REPO / "profiles" / "slurm"
+pytestmark = pytest.mark.slurm
+RULE_JOBS = {"prepare_data": 1, "train_baseline": 1, "fuse_model": 1, "evaluate": 2, "make_report": 1}
+
+
+def _slurm_down_reason():
+    if not shutil.which("sbatch"):
+        return "sbatch is not on PATH: start a local SLURM with `sudo .ci/slurm_up.sh`"
+    try:
+        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer in 30 s: run .ci/slurm_up.sh"
+    if out.returncode != 0 or not re.search(r"^(idle|mixed|allocated)", out.stdout, re.M):
+        return f"no SLURM node is up (sinfo: {(out.stdout + out.stderr).strip() or 'nothing'}): run .ci/slurm_up.sh"
+    return None
+
+
+def _run(workdir, *args, timeout):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    cmd += ["--workflow-profile", str(PROFILE), *args]
+    env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_profile_gives_every_job_bounded_threads(tmp_path):
+    """`threads: workflow.cores` would ask SLURM for `cores` CPUs per job; the profile's set-threads must cap it."""
+    out = _run(tmp_path, "--configfile", str(REPO / "tests" / "tiny_config.yaml"), "-n", timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cores = yaml.safe_load((PROFILE / "config.yaml").read_text())["cores"]
+    threads = [int(t) for t in re.findall(r"^\s+threads: (\d+)$", out.stdout + out.stderr, re.M)]
+    assert threads and max(threads) < cores, threads
+    assert "workflow specific profile" in out.stderr and "profiles/default" not in out.stderr
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory):
+    reason = _slurm_down_reason()
+    if reason:
+        pytest.skip(reason)
+    workdir = tmp_path_factory.mktemp("slurm")
+    config = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
+    config["models"]["resnet18"]["train"]["epochs"] = 1  # the point is the scheduler, not the model
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    prefix = f"cftest{uuid.uuid4().hex[:8]}"
+    args = [
+        "--configfile", str(workdir / "config.yaml"),
+        "--slurm-no-account",  # no slurmdbd here: nothing to guess the account from
+        "--slurm-keep-successful-logs",
+        # poll every few seconds (defaults: 10 s, then 40 s after each finished job)
+        "--seconds-between-status-checks", "2",
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-jobname-prefix", prefix,
+    ]  # fmt: skip
+    try:
+        out = _run(workdir, *args, timeout=900)
+    except subprocess.TimeoutExpired:
+        jobs = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout.split("\n")
+        ids = [line.split()[0] for line in jobs if prefix in line]
+        if ids:
+            subprocess.run(["scancel", *ids])
+        raise
+    assert out.returncode == 0, f"{out.stdout[-3000:]}\n{out.stderr[-6000:]}"
+    return workdir, out.stdout + out.stderr, prefix
+
+
+def test_workflow_finishes_with_artifacts(slurm_run):
+    workdir, log, _ = slurm_run
+    assert "7 of 7 steps (100%) done" in log
+    for variant in ("fp32", "fused"):
+        for name in ("model.pt", "metrics.json", "provenance.json"):
+            assert (workdir / "results" / "resnet18" / variant / name).is_file(), (variant, name)
+    df = pd.read_csv(workdir / "results" / "report" / "summary.csv")
+    assert set(df.variant) == {"fp32", "fused"}
+
+
+def test_every_job_went_through_sbatch(slurm_run):
+    workdir, log, prefix = slurm_run
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", log)
+    assert len(submitted) == sum(RULE_JOBS.values()), log[-3000:]
+    for rule, n in RULE_JOBS.items():
+        assert len(list((workdir / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob("*.log"))) == n, rule
+    # slurmctld still knows the finished jobs (MinJobAge): each one ran under this run's name and completed.
+    out = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%T|%j"], capture_output=True, text=True, check=True)
+    state = {i: (s, name) for i, s, name in (line.split("|") for line in out.stdout.split())}
+    for jobid, slurm_log in submitted:
+        assert state[jobid][0] == "COMPLETED" and state[jobid][1].startswith(prefix), (jobid, state.get(jobid))
+        assert Path(slurm_log).is_file(), slurm_log
+    # The profile's set-threads/set-resources reached sbatch.
+    train = next(j for j, path in submitted if "/rule_train_baseline/" in path)
+    job = subprocess.run(["scontrol", "show", "job", train], capture_output=True, text=True, check=True).stdout
+    assert "NumCPUs=2 " in job and "MinMemoryNode=4000M" in job and "TimeLimit=02:00:00" in job, job
