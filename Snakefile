@@ -11,11 +11,18 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/fuse.smk"
+include: "rules/quantize.smk"
 include: "rules/evaluate.smk"
+include: "rules/export.smk"
+include: "rules/deploy.smk"
+include: "rules/trt.smk"
 include: "rules/report.smk"
+include: "rules/provenance.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.make_report.output,
+        rules.record_environment.output,
+        quantize_targets(),

@@ -82,6 +82,9 @@ def check_inputs(config: dict) -> None:
     from compressflow import data, models, recipes
 
     ds = config["dataset"]
+    total = sum(ds["splits"].values())
+    if abs(total - 1.0) > 1e-6:
+        raise CompressflowError(f"dataset.splits sum to {total:g}", "make train + calib + val + test = 1")
     if ds["kind"] == "imagefolder" and not ds.get("root"):
         raise CompressflowError("dataset.kind is 'imagefolder' but dataset.root is not set", "set dataset.root to your image folder")
     n_classes = data.num_classes(ds["kind"], ds.get("root"))
@@ -92,10 +95,22 @@ def check_inputs(config: dict) -> None:
             recipes.load_state(model, state, spec["checkpoint"])
 
 
-def check(config: dict, schema_path) -> None:
-    check_schema(config, schema_path)
+def check_writable(workdir) -> None:
+    """The folders the workflow writes to are writable (else every job would fail late)."""
+    import os
+
+    for name in ("results", "logs", ".snakemake"):
+        path = Path(workdir) / name
+        target = path if path.exists() else Path(workdir)
+        if not os.access(target, os.W_OK):
+            raise CompressflowError(f"'{target.resolve()}' is not writable", "run from a writable directory or fix its permissions")
+
+
+def check(config: dict, workdir=".") -> None:
+    """Checks beyond the schema; run after the schema check filled in defaults."""
     check_variants(config)
     check_inputs(config)
+    check_writable(workdir)
 
 
 def parent_chain(variants: dict, name: str) -> list[str]:

@@ -49,14 +49,12 @@ def build(arch: str, num_classes: int, **kwargs) -> nn.Module:
 
 
 def count_params(model: nn.Module) -> int:
-    """Weights a deployed model stores (quantized modules keep them outside parameters())."""
-    n = sum(p.numel() for p in model.parameters())
-    if n:
-        return n
-    total = 0
-    for key, value in model.state_dict().items():
-        if key.endswith(("weight", "bias")) and isinstance(value, torch.Tensor):
-            total += value.numel()
-        elif key.endswith("_packed_params") and isinstance(value, tuple):
-            total += sum(v.numel() for v in value if isinstance(v, torch.Tensor))
+    """Weights a deployed model stores, float parameters and quantized (packed) weights alike."""
+    total = sum(p.numel() for p in model.parameters())
+    for module in model.modules():
+        weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+        if callable(weight):  # quantized modules expose weight() / bias() instead of parameters
+            total += weight().numel()
+            b = bias() if callable(bias) else None
+            total += b.numel() if isinstance(b, torch.Tensor) else 0
     return total

@@ -41,3 +41,33 @@ def record(rule: str, inputs: dict, outputs: dict, params: dict, seed, repo_dir)
 
 def write(path, **kwargs) -> None:
     io.write_json(record(**kwargs), path)
+
+
+def installed_packages() -> list[tuple[str, str]]:
+    """(name, version) of every distribution in the running environment, sorted by name."""
+    import importlib.metadata
+
+    found = {(d.metadata["Name"] or "").lower(): d.version for d in importlib.metadata.distributions() if d.metadata["Name"]}
+    return sorted(found.items())
+
+
+def write_environment(txt_path, yml_path) -> None:
+    """``pip freeze``-style and conda-style records of the environment that ran the workflow."""
+    import platform
+
+    pkgs = installed_packages()
+    with io.atomic_path(txt_path) as tmp:
+        tmp.write_text("".join(f"{n}=={v}\n" for n, v in pkgs))
+    lines = [
+        "name: compressflow",
+        "channels:",
+        "  - conda-forge",
+        "  - nodefaults",
+        "dependencies:",
+        f"  - python={platform.python_version()}",
+        "  - pip",
+        "  - pip:",
+    ]
+    lines += [f"      - {n}=={v}" for n, v in pkgs if n != "compressflow"]
+    with io.atomic_path(yml_path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")

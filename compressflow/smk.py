@@ -8,6 +8,7 @@ exit, and writes the job's ``provenance`` output after the step succeeded.
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 
@@ -15,6 +16,21 @@ from compressflow import provenance
 from compressflow.errors import CompressflowError
 
 REPO_DIR = Path(__file__).resolve().parent.parent
+DISK_ERRORS = {
+    errno.ENOSPC: "free disk space (or point the run at a larger disk) and rerun",
+    errno.EDQUOT: "free space within your quota and rerun",
+    errno.EACCES: "make the results/ and logs/ folders writable and rerun",
+    errno.EROFS: "run the workflow from a writable directory",
+}
+
+
+def _disk_error(exc: BaseException) -> OSError | None:
+    """The disk-level OSError behind ``exc`` (torch.save wraps ENOSPC in a RuntimeError)."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def run(smk, step) -> None:
@@ -23,7 +39,14 @@ def run(smk, step) -> None:
     sys.stderr = log
     inputs, outputs, params = dict(smk.input.items()), dict(smk.output.items()), dict(smk.params.items())
     try:
-        step(inputs, outputs, params, smk.threads)
+        try:
+            step(inputs, outputs, params, smk.threads)
+        except (OSError, RuntimeError) as exc:
+            disk = _disk_error(exc)
+            if disk is None:
+                raise
+            where = disk.filename or ", ".join(map(str, outputs.values()))
+            raise CompressflowError(f"cannot write '{where}': {disk.strerror}", DISK_ERRORS[disk.errno]) from exc
     except CompressflowError as exc:
         line = f"compressflow error in rule {smk.rule} ({', '.join(f'{k}={v}' for k, v in smk.wildcards.items())}): {exc}"
         print(line, file=log)

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from compressflow import data, fusion, io, models, recipes, report, train
+from compressflow import data, fusion, io, models, provenance, recipes, report, train
 from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
 
@@ -90,5 +90,11 @@ def evaluate(inputs, outputs, params, threads):
 
 def make_report(inputs, outputs, params, threads):
     entries = [dict(e, metrics_path=p) for e, p in zip(params["entries"], inputs["metrics"], strict=True)]
-    df = report.summarize(entries, params["min_speedup"])
+    df = report.summarize(entries, params["min_speedup"], params["max_accuracy_drop"])
     report.write(df, outputs["csv"], outputs["md"])
+    report.latex_table(df, outputs["tex"])
+    report.pareto_plot(df, outputs["pareto_png"], outputs["pareto_pdf"])
+
+
+def record_environment(inputs, outputs, params, threads):
+    provenance.write_environment(outputs["txt"], outputs["yml"])

@@ -14,12 +14,15 @@ sys.path.insert(0, workflow.basedir)
 from compressflow import config as cfcheck
 from compressflow.errors import CompressflowError
 
+SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
 try:
-    cfcheck.check(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
+    cfcheck.check_schema(config, SCHEMA)
+    validate(
+        config, SCHEMA
+    )  # fills in the schema's defaults; cannot fail after the check
+    cfcheck.check(config, ".")
 except CompressflowError as _exc:
     sys.exit(f"compressflow config error: {_exc}")
-# Fills schema defaults; cannot fail after the check above.
-validate(config, "../config/schema.yaml")
 
 MODELS = list(config["models"])
 VARIANTS = config["variants"] or {}
@@ -71,6 +74,13 @@ def built_variants():
     return [(m, v) for v in [ROOT, *VARIANTS] for m in models_of(v)]
 
 
+def package_digest():
+    import hashlib
+    from compressflow.provenance import installed_packages
+
+    return hashlib.sha256(repr(installed_packages()).encode()).hexdigest()[:16]
+
+
 def technique_of(variant):
     return "train" if variant == ROOT else VARIANTS[variant]["technique"]
 
@@ -89,6 +99,205 @@ def parent_outputs(wildcards):
         "parent_model": f"results/{wildcards.model}/{parent}/model.pt",
         "parent_logits": f"results/{wildcards.model}/{parent}/test_logits.pt",
     }
+
+
+# --- quantize helpers (rules/quantize.smk) ---
+# Quantization family: dynamic INT8, static PTQ (calibrate -> convert), QAT, sensitivity, mixed precision.
+# Each rule receives only the knobs that change its own output, so e.g. changing a PTQ variant's
+# bias_correction reruns convert_ptq (and its evaluation) but never its calibration.
+
+QUANT_TECHNIQUES = ("dynamic", "ptq", "qat", "mixed")
+CALIB_KNOBS = (
+    "backend",
+    "observer",
+    "activation",
+    "per_channel",
+    "calib_size",
+    "percentile",
+)
+
+
+def quantized_variants():
+    return [v for t in QUANT_TECHNIQUES for v in variants_of(t)]
+
+
+def quantize_targets():
+    """Side outputs no metrics.json depends on: layer errors per quantized variant, sensitivity per model."""
+    out = [
+        f"results/{m}/{v}/layer_error.csv"
+        for v in quantized_variants()
+        for m in models_of(v)
+    ]
+    out += sorted(
+        {
+            f"results/{m}/sensitivity/sensitivity.csv"
+            for v in variants_of("mixed")
+            for m in models_of(v)
+        }
+    )
+    return out
+
+
+def calib_knobs(wildcards):
+    return {k: v for k, v in knobs(wildcards).items() if k in CALIB_KNOBS}
+
+
+# --- export helpers (rules/export.smk) ---
+# Deployment: which (model, variant) pairs leave PyTorch, and the ONNX file every runtime starts from.
+DEPLOY = config["deploy"]
+# YAML 1.1 reads a bare `mode: off` as false.
+DEPLOY["tensorrt"]["mode"] = {True: "on", False: "off"}.get(
+    DEPLOY["tensorrt"]["mode"], DEPLOY["tensorrt"]["mode"]
+)
+# torch.ao quantized modules have no ONNX export; their float parents are deployed instead.
+QUANTIZED_TECHNIQUES = ("ptq", "qat", "dynamic", "mixed", "quantize")
+
+
+def _check_deploy_variants():
+    for v in DEPLOY["variants"]:
+        if v != ROOT and v not in VARIANTS:
+            sys.exit(
+                f"compressflow config error: deploy.variants names '{v}', which is not a variant; fix: use {ROOT} or one of: {', '.join(sorted(VARIANTS))}"
+            )
+        if technique_of(v) in QUANTIZED_TECHNIQUES:
+            sys.exit(
+                f"compressflow config error: deploy.variants names '{v}', a quantized PyTorch model (no ONNX export); fix: deploy its float parent '{parent_of(v)}', whose runtime INT8 rows quantize it"
+            )
+    return list(DEPLOY["variants"])
+
+
+DEPLOY_VARIANTS = _check_deploy_variants()
+
+
+def deploy_runtimes():
+    """(runtime, technique, parent runtime) for every runtime row the deploy section asks for."""
+    ort, ov, trt = DEPLOY["onnxruntime"], DEPLOY["openvino"], DEPLOY["tensorrt"]
+    rows = []
+    if ort["enabled"]:
+        rows.append(("onnxruntime", "onnx_export", "pytorch"))
+        if ort["int8"]["enabled"]:
+            rows.append(("onnxruntime-int8", "ort_static_int8", "onnxruntime"))
+    if ov["enabled"]:
+        rows.append(("openvino", "openvino_ir", "pytorch"))
+        if ov["int8"]["enabled"]:
+            rows.append(("openvino-int8", "nncf_ptq", "openvino"))
+        if ov["qdq"] and ort["enabled"] and ort["int8"]["enabled"]:
+            rows.append(("openvino-qdq", "ort_static_int8", "openvino"))
+    if trt["mode"] != "off":
+        if trt["fp16"]:
+            rows.append(("tensorrt-fp16", "tensorrt_fp16", "pytorch-cuda"))
+        int8_parent = "tensorrt-fp16" if trt["fp16"] else "pytorch-cuda"
+        if trt["int8"]:
+            rows.append(("tensorrt-int8", "tensorrt_int8_qdq", int8_parent))
+        if trt["int8_calibrator"]:
+            rows.append(("tensorrt-int8-calib", "tensorrt_int8_calib", int8_parent))
+    return rows
+
+
+def deploy_entries():
+    """One report row per (model, deployed variant, runtime): the dicts make_report takes."""
+    return [
+        {
+            "model": m,
+            "variant": v,
+            "runtime": r,
+            "parent": v if p == "pytorch" else f"{v} [{p}]",
+            "technique": t,
+            "metrics_path": f"results/{m}/{v}/{r}/metrics.json",
+        }
+        for v in DEPLOY_VARIANTS
+        for m in models_of(v)
+        for r, t, p in deploy_runtimes()
+    ]
+
+
+def torch_artifact(wildcards):
+    """The PyTorch model and test logits of the same variant: parameter count and agreement."""
+    return {
+        "torch_model": f"results/{wildcards.model}/{wildcards.variant}/model.pt",
+        "torch_logits": f"results/{wildcards.model}/{wildcards.variant}/test_logits.pt",
+    }
+
+
+# --- deploy helpers (rules/deploy.smk) ---
+# CPU runtimes: ONNX Runtime (FP32, static INT8 QDQ) and OpenVINO (FP32 IR, NNCF INT8, the ORT QDQ model).
+ORT_RUNTIMES = ["onnxruntime", "onnxruntime-int8"]
+OV_RUNTIMES = ["openvino", "openvino-int8", "openvino-qdq"]
+
+
+def timing_params():
+    return {
+        "batch_size": config["evaluate"]["batch_size"],
+        "threads": config["evaluate"]["threads"],
+        "latency": canonical(config["evaluate"]["latency"]),
+        "seed": config["seed"],
+    }
+
+
+def ort_eval_inputs(w):
+    base = f"results/{w.model}/{w.variant}"
+    if w.runtime == "onnxruntime":
+        return {"onnx": f"{base}/onnx/model.onnx"}
+    return {
+        "onnx": f"{base}/onnxruntime-int8/model.onnx",
+        "parent_onnx": f"{base}/onnx/model.onnx",
+        "quant_report": f"{base}/onnxruntime-int8/quantize.json",
+    }
+
+
+def ov_eval_inputs(w):
+    base = f"results/{w.model}/{w.variant}"
+    if w.runtime == "openvino":
+        return {
+            "model": f"{base}/openvino/model.xml",
+            "weights": f"{base}/openvino/model.bin",
+        }
+    parent = {
+        "parent_ir": f"{base}/openvino/model.xml",
+        "parent_weights": f"{base}/openvino/model.bin",
+    }
+    if w.runtime == "openvino-int8":
+        return {
+            "model": f"{base}/openvino-int8/model.xml",
+            "weights": f"{base}/openvino-int8/model.bin",
+            "quant_report": f"{base}/openvino-int8/quantize.json",
+            **parent,
+        }
+    return {
+        "model": f"{base}/onnxruntime-int8/model.onnx",
+        "quant_report": f"{base}/onnxruntime-int8/quantize.json",
+        **parent,
+    }
+
+
+# --- trt helpers (rules/trt.smk) ---
+# TensorRT engines on an NVIDIA GPU. deploy.tensorrt.mode: off leaves these out of the DAG; auto runs them
+# everywhere and writes "skipped" metrics (null numbers) where there is no GPU or no tensorrt module; on fails there.
+TRT = DEPLOY["tensorrt"]
+TRT_RUNTIMES = ["tensorrt-fp16", "tensorrt-int8", "tensorrt-int8-calib"]
+
+
+def trt_build_params(precision):
+    return {
+        "precision": precision,
+        "mode": TRT["mode"],
+        "tensorrt": canonical(TRT),
+        "data_size": config["dataset"]["input_size"],
+        "latency": canonical(config["evaluate"]["latency"]),
+        "seed": config["seed"],
+    }
+
+
+def trt_eval_inputs(w):
+    base = f"results/{w.model}/{w.variant}"
+    inputs = {
+        "engine": f"{base}/{w.runtime}/model.engine",
+        "build": f"{base}/{w.runtime}/build.json",
+    }
+    if w.runtime != "tensorrt-fp16" and TRT["fp16"]:
+        inputs["parent_engine"] = f"{base}/tensorrt-fp16/model.engine"
+        inputs["parent_build"] = f"{base}/tensorrt-fp16/build.json"
+    return inputs
 
 
 wildcard_constraints:

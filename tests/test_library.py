@@ -244,10 +244,12 @@ def _config():
 )
 def test_config_errors_are_one_line(mutate, needle):
     c = _config()
-    cfg.check(c, REPO / "config" / "schema.yaml")
+    cfg.check_schema(c, REPO / "config" / "schema.yaml")
+    cfg.check(c)
     mutate(c)
     with pytest.raises(CompressflowError) as exc:
-        cfg.check(c, REPO / "config" / "schema.yaml")
+        cfg.check_schema(c, REPO / "config" / "schema.yaml")
+        cfg.check(c)
     msg = str(exc.value)
     assert needle in msg and "\n" not in msg
 

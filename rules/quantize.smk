@@ -1,0 +1,172 @@
+rule quantize_dynamic:
+    input:
+        model=parent_model,
+    output:
+        model="results/{model}/{variant}/model.pt",
+        provenance="results/{model}/{variant}/provenance.json",
+    log:
+        "logs/{model}/{variant}/quantize_dynamic.log",
+    wildcard_constraints:
+        variant=alternation(variants_of("dynamic")),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        dtype=lambda w: knobs(w)["dtype"],
+        seed=config["seed"],
+    script:
+        "../scripts/quantize_dynamic.py"
+
+
+rule calibrate_ptq:
+    input:
+        model=parent_model,
+        calib=rules.prepare_data.output.calib,
+    output:
+        calibrated="results/{model}/{variant}/calibrated.pt",
+        calibration="results/{model}/{variant}/calibration.json",
+        provenance="results/{model}/{variant}/calibrate_provenance.json",
+    log:
+        "logs/{model}/{variant}/calibrate_ptq.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/calibrate_ptq.tsv"
+    wildcard_constraints:
+        variant=alternation(variants_of("ptq")),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        backend=lambda w: calib_knobs(w)["backend"],
+        observer=lambda w: calib_knobs(w)["observer"],
+        activation=lambda w: calib_knobs(w)["activation"],
+        per_channel=lambda w: calib_knobs(w)["per_channel"],
+        calib_size=lambda w: calib_knobs(w)["calib_size"],
+        percentile=lambda w: calib_knobs(w)["percentile"],
+        seed=config["seed"],
+    script:
+        "../scripts/calibrate_ptq.py"
+
+
+rule convert_ptq:
+    input:
+        calibrated=rules.calibrate_ptq.output.calibrated,
+        calib=rules.prepare_data.output.calib,
+    output:
+        model="results/{model}/{variant}/model.pt",
+        provenance="results/{model}/{variant}/provenance.json",
+    log:
+        "logs/{model}/{variant}/convert_ptq.log",
+    wildcard_constraints:
+        variant=alternation(variants_of("ptq")),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        bias_correction=lambda w: knobs(w)["bias_correction"],
+        seed=config["seed"],
+    script:
+        "../scripts/convert_ptq.py"
+
+
+rule train_qat:
+    input:
+        model=parent_model,
+        train=rules.prepare_data.output.train,
+    output:
+        model="results/{model}/{variant}/model.pt",
+        history="results/{model}/{variant}/history.json",
+        provenance="results/{model}/{variant}/provenance.json",
+    log:
+        "logs/{model}/{variant}/train_qat.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/train_qat.tsv"
+    wildcard_constraints:
+        variant=alternation(variants_of("qat")),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        backend=lambda w: knobs(w)["backend"],
+        per_channel=lambda w: knobs(w)["per_channel"],
+        epochs=lambda w: knobs(w)["epochs"],
+        lr=lambda w: knobs(w)["lr"],
+        batch_size=lambda w: knobs(w)["batch_size"],
+        freeze_observers_epoch=lambda w: knobs(w)["freeze_observers_epoch"],
+        freeze_bn_epoch=lambda w: knobs(w)["freeze_bn_epoch"],
+        seed=config["seed"],
+    script:
+        "../scripts/train_qat.py"
+
+
+# Sensitivity is measured on the FP32 baseline: it exists for every model, and prepare_fx fuses
+# Conv+BN itself, so the BN-folded parent would give the same numbers. Mixed precision uses it only
+# to rank layers; its accuracy budget is checked on the real parent.
+rule analyze_sensitivity:
+    input:
+        model=f"results/{{model}}/{ROOT}/model.pt",
+        calib=rules.prepare_data.output.calib,
+        val=rules.prepare_data.output.val,
+    output:
+        csv="results/{model}/sensitivity/sensitivity.csv",
+        plot=report(
+            "results/{model}/sensitivity/sensitivity.png", category="Quantization"
+        ),
+        provenance="results/{model}/sensitivity/provenance.json",
+    log:
+        "logs/{model}/sensitivity/analyze_sensitivity.log",
+    benchmark:
+        "results/benchmarks/{model}/sensitivity/analyze_sensitivity.tsv"
+    conda:
+        "../envs/torch.yaml"
+    params:
+        spec=config.get("quantize", {}).get("sensitivity", {}),
+        seed=config["seed"],
+    script:
+        "../scripts/analyze_sensitivity.py"
+
+
+rule quantize_mixed:
+    input:
+        model=parent_model,
+        calib=rules.prepare_data.output.calib,
+        val=rules.prepare_data.output.val,
+        sensitivity=rules.analyze_sensitivity.output.csv,
+    output:
+        model="results/{model}/{variant}/model.pt",
+        report="results/{model}/{variant}/mixed.json",
+        provenance="results/{model}/{variant}/provenance.json",
+    log:
+        "logs/{model}/{variant}/quantize_mixed.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/quantize_mixed.tsv"
+    wildcard_constraints:
+        variant=alternation(variants_of("mixed")),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        backend=lambda w: knobs(w)["backend"],
+        per_channel=lambda w: knobs(w)["per_channel"],
+        observer=lambda w: knobs(w)["observer"],
+        calib_size=lambda w: knobs(w)["calib_size"],
+        max_accuracy_drop=lambda w: knobs(w)["max_accuracy_drop"],
+        keep_first_last=lambda w: knobs(w)["keep_first_last"],
+        seed=config["seed"],
+    script:
+        "../scripts/quantize_mixed.py"
+
+
+rule layer_error:
+    input:
+        model="results/{model}/{variant}/model.pt",
+        parent=parent_model,
+        calib=rules.prepare_data.output.calib,
+    output:
+        csv="results/{model}/{variant}/layer_error.csv",
+        provenance="results/{model}/{variant}/layer_error_provenance.json",
+    log:
+        "logs/{model}/{variant}/layer_error.log",
+    wildcard_constraints:
+        variant=alternation(quantized_variants()),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        batch_size=64,
+        seed=config["seed"],
+    script:
+        "../scripts/layer_error.py"

@@ -1,0 +1,216 @@
+"""Bad input through the real workflow: non-zero exit, one clear line, nothing built is touched."""
+
+import pickle
+import shutil
+import subprocess
+
+import pytest
+import torch
+import yaml
+
+from compressflow import models, provenance
+from tests.conftest import REPO, snakemake
+
+
+@pytest.fixture(scope="module")
+def built(tiny_run, tmp_path_factory):
+    """One copy of the finished tiny run that every bad input is thrown at."""
+    dst = tmp_path_factory.mktemp("bad") / "run"
+    shutil.copytree(tiny_run, dst, symlinks=True)
+    return dst
+
+
+def _state(workdir):
+    return {str(p): provenance.sha256(p) for p in sorted((workdir / "results").rglob("*")) if p.is_file()}
+
+
+def _config(tmp_path, mutate):
+    cfg = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
+    mutate(cfg, tmp_path)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _expect_one_line(workdir, config, *needles, marker="compressflow config error"):
+    before = _state(workdir)
+    out = snakemake(workdir, "--cores", "1", config=config, check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text[-2000:]
+    lines = [line for line in text.splitlines() if marker in line]
+    assert len(lines) >= 1, text[-3000:]
+    assert all(n in lines[0] for n in needles), lines[0]
+    assert "fix:" in lines[0]
+    assert _state(workdir) == before
+    return lines[0]
+
+
+def _ckpt(path, state):
+    torch.save(state, path)
+    return str(path)
+
+
+def _imagefolder(root, layout):
+    """layout: {class: [(filename, kind)]} where kind is png|L|text|corrupt."""
+    from PIL import Image
+
+    for cls, files in layout.items():
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for name, kind in files:
+            p = root / cls / name
+            if kind in ("png", "L"):
+                Image.new("RGB" if kind == "png" else "L", (10, 10), 100).save(p)
+            elif kind == "text":
+                p.write_text("not an image")
+            elif kind == "corrupt":
+                p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    return str(root)
+
+
+def _set(dotted, value):
+    def mutate(cfg, tmp_path):
+        node = cfg
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value(tmp_path) if callable(value) else value
+
+    return mutate
+
+
+CASES = {
+    "unknown key": (_set("colour", "blue"), ["unknown key(s) ['colour']", "allowed keys"]),
+    "unknown nested key": (_set("dataset.size", 3), ["dataset", "unknown key(s) ['size']"]),
+    "wrong type": (_set("seed", "zero"), ["'seed'", "wrong type"]),
+    "input size too small": (_set("dataset.input_size", 4), ["dataset.input_size", "minimum 8"]),
+    "negative epochs": (_set("models.resnet18.train.epochs", -2), ["models.resnet18.train.epochs", "minimum 0"]),
+    "zero learning rate": (_set("models.resnet18.train.lr", 0), ["models.resnet18.train.lr", "exclusiveMinimum 0"]),
+    "splits do not sum to one": (_set("dataset.splits", {"train": 0.5, "calib": 0.1, "val": 0.1, "test": 0.1}), ["sum to 0.8"]),
+    "unknown model": (_set("models.resnet18.arch", "vgg16"), ["models.resnet18.arch", "allowed values: resnet18, mobilenet_v2, lstm"]),
+    "unknown dataset kind": (_set("dataset.kind", "cifar"), ["dataset.kind", "allowed values: digits, imagefolder"]),
+    "unknown technique": (_set("variants.x", {"from": "fp32", "technique": "magic"}), ["variants.x.technique", "allowed values"]),
+    "unknown parent": (_set("variants.x", {"from": "ghost", "technique": "fuse"}), ["variants.x.from names 'ghost'"]),
+    "missing checkpoint": (_set("models.resnet18.checkpoint", "no/such.pt"), ["'no/such.pt' does not exist"]),
+    "truncated checkpoint": (
+        _set("models.resnet18.checkpoint", lambda t: (t / "cut.pt").write_bytes(b"PK\x03\x04broken") and str(t / "cut.pt")),
+        ["truncated or corrupt"],
+    ),
+    "checkpoint of another architecture": (
+        _set("models.resnet18.checkpoint", lambda t: _ckpt(t / "mb.pt", models.build("mobilenet_v2", 10).state_dict())),
+        ["do not fit the architecture", "missing"],
+    ),
+    "checkpoint with another class count": (
+        _set("models.resnet18.checkpoint", lambda t: _ckpt(t / "c5.pt", models.build("resnet18", 5).state_dict())),
+        ["fc.weight", "(5, 512)"],
+    ),
+    "checkpoint with NaN weights": (
+        _set(
+            "models.resnet18.checkpoint",
+            lambda t: _ckpt(
+                t / "nan.pt",
+                {k: v.fill_(float("nan")) if k == "fc.bias" else v for k, v in models.build("resnet18", 10).state_dict().items()},
+            ),
+        ),
+        ["NaN or Inf", "fc.bias"],
+    ),
+    "checkpoint that is not a state dict": (
+        _set("models.resnet18.checkpoint", lambda t: _ckpt(t / "list.pt", [torch.ones(2)])),
+        ["not a state dict of tensors"],
+    ),
+    "imagefolder without root": (_set("dataset.kind", "imagefolder"), ["dataset.root is not set"]),
+    "empty image folder": (
+        _set("dataset", lambda t: {"kind": "imagefolder", "root": str((t / "empty").mkdir() or t / "empty"), "input_size": 16}),
+        ["has 0 class folders"],
+    ),
+    "class folder with no images": (
+        _set(
+            "dataset",
+            lambda t: {"kind": "imagefolder", "root": _imagefolder(t / "im", {"a": [("1.png", "png")], "b": []}), "input_size": 16},
+        ),
+        ["has no images"],
+    ),
+    "non-image file": (
+        _set(
+            "dataset",
+            lambda t: {
+                "kind": "imagefolder",
+                "root": _imagefolder(t / "im", {"a": [("1.png", "png")], "b": [("x.csv", "text")]}),
+                "input_size": 16,
+            },
+        ),
+        ["is not an image file", "x.csv"],
+    ),
+    "corrupt image": (
+        _set(
+            "dataset",
+            lambda t: {
+                "kind": "imagefolder",
+                "root": _imagefolder(t / "im", {"a": [("1.png", "png")], "b": [("2.png", "corrupt")]}),
+                "input_size": 16,
+            },
+        ),
+        ["cannot be read", "2.png"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_and_touches_nothing(built, tmp_path, case):
+    mutate, needles = CASES[case]
+    _expect_one_line(built, _config(tmp_path, mutate), *needles)
+
+
+def test_malicious_checkpoint_is_refused_and_never_runs(built, tmp_path):
+    marker = tmp_path / "owned"
+
+    class Payload:
+        def __reduce__(self):
+            return (subprocess.call, (["touch", str(marker)],))
+
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"fc.weight": Payload()}))
+    line = _expect_one_line(built, _config(tmp_path, _set("models.resnet18.checkpoint", str(evil))), "refused to load", "weights_only")
+    assert "evil.pt" in line
+    assert not marker.exists()
+
+
+def _can_mount():
+    probe = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", "/mnt"], capture_output=True)
+    if probe.returncode == 0:
+        subprocess.run(["umount", "/mnt"])
+    return probe.returncode == 0
+
+
+needs_mount = pytest.mark.skipif(shutil.which("mount") is None or not _can_mount(), reason="needs root and tmpfs mounts")
+
+
+@needs_mount
+def test_read_only_output_location(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,ro", "tmpfs", str(ro)], check=True)
+    try:
+        out = snakemake(ro, "--cores", "1", check=False)
+        text = out.stdout + out.stderr
+        assert out.returncode != 0
+        assert any("compressflow config error" in line and "is not writable" in line for line in text.splitlines()), text[-2000:]
+    finally:
+        subprocess.run(["umount", str(ro)])
+
+
+@needs_mount
+def test_disk_full_is_one_line_and_keeps_finished_outputs(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(small)], check=True)
+    try:
+        out = snakemake(small, "--cores", "1", check=False)
+        text = out.stdout + out.stderr
+        assert out.returncode != 0
+        lines = [line for line in text.splitlines() if "compressflow error in rule" in line and "No space left" in line]
+        assert lines and "free disk space" in lines[0], text[-3000:]
+        assert (small / "results/data/test.pt").is_file()  # finished before the disk filled
+        assert not list(small.rglob(".*.tmp"))  # no half-written temporary left behind
+        assert not (small / "results/resnet18/fp32/model.pt").exists()
+    finally:
+        subprocess.run(["umount", str(small)])

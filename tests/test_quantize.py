@@ -1,0 +1,268 @@
+"""Unit tests of compressflow.quantize on a tiny conv net, a tiny LSTM and 16 px inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from compressflow import io, models, recipes
+from compressflow import quantize as Q
+from compressflow.errors import CompressflowError
+
+torch.set_num_threads(1)
+SIZE = 16
+
+
+class TinyNet(nn.Module):
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, num_classes)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.conv2(x))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class NoLayers(nn.Module):
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    m = TinyNet().eval()
+    with torch.no_grad():  # non-trivial BN statistics so fusion matters
+        m.bn1.running_mean.uniform_(-0.2, 0.2)
+        m.bn1.running_var.uniform_(0.5, 2.0)
+    return m
+
+
+@pytest.fixture(autouse=True)
+def tiny_arch(monkeypatch):
+    """Register the tiny net as an architecture so io.load_model can rebuild it."""
+    monkeypatch.setitem(models.ARCHS, "tiny", lambda num_classes, **_: TinyNet(num_classes))
+
+
+def split(n=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "x": torch.randint(0, 256, (n, 3, SIZE, SIZE), generator=g, dtype=torch.uint8),
+        "y": torch.randint(0, 10, (n,), generator=g),
+        "classes": [str(i) for i in range(10)],
+    }
+
+
+def batch():
+    return Q.data.to_input(split(8, seed=1)["x"])
+
+
+def ptq(model, observer="minmax", activation="affine", per_channel=True, backend="x86"):
+    spec = Q.qconfig_spec(backend, observer, activation, per_channel)
+    prepared = Q.prepare(model, spec, SIZE)
+    Q.calibrate(prepared, split(), 32)
+    return spec, prepared
+
+
+@pytest.mark.parametrize("observer", Q.OBSERVERS)
+@pytest.mark.parametrize("activation", Q.ACTIVATIONS)
+def test_ptq_observers_close_to_float(observer, activation):
+    model = tiny_model()
+    _, prepared = ptq(model, observer, activation)
+    q = Q.convert(prepared)
+    x = batch()
+    with torch.no_grad():
+        ref, out = model(x), q(x)
+    assert Q.sqnr_db(ref, out) > 15, "INT8 logits should track the float logits"
+    assert Q.quantized_layers(q) == ["conv1", "conv2", "fc"]
+
+
+def test_percentile_clips_range():
+    obs_h = Q.tq.HistogramObserver(reduce_range=False)
+    obs_p = Q.PercentileObserver(percentile=99.0, reduce_range=False)
+    x = torch.cat([torch.rand(10000), torch.tensor([50.0])])
+    obs_h(x)
+    obs_p(x)
+    scale_p, _ = obs_p.calculate_qparams()
+    assert scale_p.item() * 255 < 2.0, "the 50.0 outlier must be clipped away"
+    assert obs_h.max_val.item() == 50.0
+
+
+def test_symmetric_activation_zero_point_128():
+    _, prepared = ptq(tiny_model(), "minmax", "symmetric")
+    table = Q.observer_table(prepared)
+    assert table and all(row["zero_point"] == 128 for row in table)
+    _, prepared = ptq(tiny_model(), "minmax", "affine")
+    assert Q.observer_table(prepared)[0]["zero_point"] != 128
+
+
+def test_per_channel_vs_per_tensor_weights():
+    q_pc = Q.convert(ptq(tiny_model(), per_channel=True)[1])
+    q_pt = Q.convert(ptq(tiny_model(), per_channel=False)[1])
+    assert q_pc.conv1.weight().qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
+    assert q_pc.conv1.weight().q_per_channel_scales().numel() == 8
+    assert q_pt.conv1.weight().qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric)
+
+
+@pytest.mark.parametrize("backend", Q.BACKENDS)
+def test_round_trip_identical_logits(tmp_path, backend):
+    model = tiny_model()
+    spec, prepared = ptq(model, "histogram", backend=backend)
+    recipe = recipes.base_recipe("tiny", 10)
+    io.save_model(prepared, recipes.with_transform(recipe, Q.transform("ptq", spec, SIZE, stage="prepared")), tmp_path / "cal.pt")
+    q = Q.convert(prepared)
+    io.save_model(q, recipes.with_transform(recipe, Q.transform("ptq", spec, SIZE)), tmp_path / "model.pt")
+    torch.backends.quantized.engine = "qnnpack" if backend != "qnnpack" else "x86"
+    loaded, _ = io.load_model(tmp_path / "model.pt")
+    assert torch.backends.quantized.engine == backend
+    x = batch()
+    assert torch.equal(loaded(x), q(x))
+    cal, _ = io.load_model(tmp_path / "cal.pt")
+    assert torch.equal(Q.convert(cal)(x), q(x)), "the calibrated file must carry the observer statistics"
+
+
+def test_bias_correction_changes_bias_and_keeps_round_trip(tmp_path):
+    model = tiny_model()
+    spec, prepared = ptq(model, "minmax", per_channel=False)
+    q = Q.convert(prepared)
+    before = q.conv2.bias().clone()
+    done = Q.bias_correct(q, prepared, split(), 32)
+    assert [d["layer"] for d in done] == ["conv1", "conv2", "fc"]
+    assert not torch.equal(before, q.conv2.bias())
+    io.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), Q.transform("ptq", spec, SIZE)), tmp_path / "m.pt")
+    loaded, _ = io.load_model(tmp_path / "m.pt")
+    assert torch.equal(loaded(batch()), q(batch()))
+
+
+def test_dynamic_lstm_round_trip_weights_only(tmp_path):
+    torch.manual_seed(0)
+    model = models.build("lstm", 10, hidden=16).eval()
+    q, names = Q.quantize_dynamic(model)
+    assert names == ["lstm", "fc"]
+    assert isinstance(q.lstm, Q.nnqd.LSTM) and isinstance(q.fc, Q.nnqd.Linear)
+    recipe = recipes.base_recipe("lstm", 10, {"hidden": 16})
+    t = {"kind": "quantize", "mode": "dynamic", "stage": "converted", "backend": "x86", "dtype": "qint8", "layer_types": ["Linear", "LSTM"]}
+    io.save_model(q, recipes.with_transform(recipe, t), tmp_path / "d.pt")
+    loaded, _ = io.load_model(tmp_path / "d.pt")  # weights_only=True inside
+    x = batch()
+    assert torch.equal(loaded(x), q(x))
+    assert (q(x) - model(x)).abs().max() < 0.05
+
+
+def test_dynamic_on_convnet_quantizes_only_linear():
+    q, names = Q.quantize_dynamic(tiny_model())
+    assert names == ["fc"]
+    assert isinstance(q.conv1, nn.Conv2d)
+
+
+def test_layer_error_rows():
+    model = tiny_model()
+    spec, prepared = ptq(model)
+    q = Q.convert(prepared)
+    reference = Q.prepare(model, spec, SIZE)
+    rows = Q.layer_error(reference, q, batch())
+    assert [r["layer"] for r in rows] == ["conv1", "conv2", "fc"]
+    assert all(r["mse"] >= 0 and r["sqnr_db"] > 10 for r in rows)
+    assert Q.sqnr_db(torch.ones(3), torch.ones(3)) == math.inf
+
+
+def test_sensitivity_and_mixed_precision():
+    model = tiny_model()
+    spec = Q.qconfig_spec("x86", "minmax")
+    calib, val = split(32), split(32, seed=2)
+    rows = Q.sensitivity(model, spec, calib, val, 32)
+    assert [r["layer"] for r in rows] == ["conv1", "conv2", "fc"]
+    # An impossible budget: the best model is returned, at least one layer stays INT8, and the report says so.
+    fake = [{"layer": "fc", "top1_delta": -0.5, "sqnr_db": 1.0}, {"layer": "conv1", "top1_delta": 0.0, "sqnr_db": 40.0}]
+    q, info = Q.mixed_precision(model, spec, calib, val, 32, fake, max_accuracy_drop=-1.0, keep_first_last=False)
+    assert info["budget_met"] is False and "budget not met" in info["note"]
+    assert [len(t["fp32_layers"]) for t in info["trials"]] == [0, 1, 2]
+    assert info["trials"][1]["fp32_layers"] == ["fc"], "the most sensitive layer goes FP32 first"
+    assert Q.quantized_layers(q)
+    q, info = Q.mixed_precision(model, spec, calib, val, 32, rows, max_accuracy_drop=1.0, keep_first_last=True)
+    assert info["budget_met"] and info["fp32_layers"] == ["conv1", "fc"]
+    assert Q.quantized_layers(q) == ["conv2"]
+
+
+def test_mixed_round_trip(tmp_path):
+    model = tiny_model()
+    spec = Q.qconfig_spec("x86", "minmax")
+    q = Q.build_static(model, spec, split(), 32, fp32_layers=["fc"])
+    assert isinstance(q.fc, nn.Linear)
+    t = Q.transform("mixed", spec, SIZE, fp32_layers=["fc"])
+    io.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), t), tmp_path / "m.pt")
+    loaded, _ = io.load_model(tmp_path / "m.pt")
+    assert torch.equal(loaded(batch()), q(batch()))
+
+
+def test_qat_round_trip(tmp_path):
+    model = tiny_model()
+    spec = Q.qconfig_spec("x86", "moving_average")
+    prepared = Q.prepare(model, spec, SIZE, qat=True)
+    before = prepared.conv1.weight.detach().clone()
+    Q.fine_tune_qat(prepared, split(), epochs=1, lr=0.01, batch_size=16, seed=0, freeze_observers_epoch=0, freeze_bn_epoch=0)
+    assert not torch.equal(before, prepared.conv1.weight), "QAT must update the weights"
+    assert all(not m.observer_enabled.item() for m in prepared.modules() if isinstance(m, Q.tq.FakeQuantizeBase))
+    assert prepared.conv1.freeze_bn
+    q = Q.convert(prepared)
+    io.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), Q.transform("qat", spec, SIZE)), tmp_path / "q.pt")
+    loaded, _ = io.load_model(tmp_path / "q.pt")
+    assert torch.equal(loaded(batch()), q(batch()))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"backend": "arm"}, "unknown backend 'arm'"),
+        ({"observer": "entropy"}, "unknown observer 'entropy'"),
+        ({"activation": "asym"}, "unknown activation 'asym'"),
+    ],
+)
+def test_unknown_choices_are_one_line_errors(kwargs, match):
+    with pytest.raises(CompressflowError, match=match) as err:
+        Q.qconfig_spec(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_calib_size_larger_than_split():
+    spec = Q.qconfig_spec("x86", "minmax")
+    prepared = Q.prepare(tiny_model(), spec, SIZE)
+    with pytest.raises(CompressflowError, match="calib_size=100 but the calib split has 48 images"):
+        Q.calibrate(prepared, split(48), 100)
+
+
+def test_no_quantizable_layers():
+    with pytest.raises(CompressflowError, match="no quantizable layers"):
+        Q.prepare(NoLayers(), Q.qconfig_spec(), SIZE)
+    with pytest.raises(CompressflowError, match="no Linear/LSTM layers"):
+        Q.quantize_dynamic(NoLayers())
+
+
+def test_steps_calibrate_then_convert(tmp_path):
+    """The two PTQ steps as the rules call them: convert reads only its own knob."""
+    model = tiny_model()
+    io.save_model(model, recipes.base_recipe("tiny", 10), tmp_path / "parent.pt")
+    io.save_tensors(split(), tmp_path / "calib.pt")
+    out = {"calibrated": tmp_path / "v/calibrated.pt", "calibration": tmp_path / "v/calibration.json"}
+    params = {"backend": "x86", "observer": "percentile", "activation": "affine", "per_channel": True, "calib_size": 32, "percentile": 99.9}
+    Q.step_calibrate_ptq({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)
+    info = io.read_json(out["calibration"])
+    assert info["calib_images"] == 32 and info["observers"][0]["kind"] == "PercentileObserver"
+    for bc in (False, True):
+        Q.step_convert_ptq(
+            {"calibrated": out["calibrated"], "calib": tmp_path / "calib.pt"}, {"model": tmp_path / f"m{bc}.pt"}, {"bias_correction": bc}, 1
+        )
+        q, recipe = io.load_model(tmp_path / f"m{bc}.pt")
+        t = recipe["transforms"][-1]
+        assert t["stage"] == "converted" and t["bias_correction"] is bc and t["qconfig"]["observer"] == "percentile"
+    params["calib_size"] = 49
+    with pytest.raises(CompressflowError, match="calib_size=49"):
+        Q.step_calibrate_ptq({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)

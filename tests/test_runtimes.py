@@ -1,0 +1,146 @@
+"""ONNX Runtime and OpenVINO rows: the PyTorch evaluate keys, honest precision, real INT8 models."""
+
+import pytest
+import torch
+
+from compressflow import data, export, io, models, recipes, runtimes, train
+from compressflow import evaluate as ev
+from compressflow.errors import CompressflowError
+
+LATENCY = {"input_size": 32, "warmup": 1, "iters": 3}
+TIMING = {"threads": 1, "batch_size": 256, "latency": LATENCY}
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """A ResNet18 trained briefly at 16 px, its test logits, ONNX file, ORT INT8 model and OpenVINO FP32/INT8 IRs."""
+    d = tmp_path_factory.mktemp("runtimes")
+    torch.set_num_threads(1)
+    splits = data.prepare("digits", 16, {"train": 0.6, "calib": 0.1, "val": 0.1, "test": 0.2}, 0)
+    for name, split in splits.items():
+        io.save_tensors(split, d / f"{name}.pt")
+    model = models.build("resnet18", 10)
+    train.fit(model, splits["train"], epochs=3, lr=0.05, batch_size=64, seed=0, desc="test")
+    io.save_model(model.eval(), recipes.base_recipe("resnet18", 10), d / "model.pt")
+    torch_metrics, logits = ev.evaluate(
+        model, splits["test"], d / "model.pt", batch_size=256, threads=1, latency_input=32, warmup=0, iters=1, parent=model
+    )
+    io.save_tensors(logits, d / "test_logits.pt")
+    export.step_export_onnx(
+        {"model": d / "model.pt", "val": d / "val.pt"},
+        {"onnx": d / "model.onnx", "report": d / "export.json"},
+        {"opset": 18, "dynamic_batch": True, "simplify": True, "parity": {"max_abs_diff": 1e-3, "min_top1_agreement": 0.99}},
+        1,
+    )
+    int8 = {"calibrate_method": "MinMax", "per_channel": True, "activation_type": "QUInt8", "reduce_range": "auto"}
+    runtimes.step_quantize_onnxruntime(
+        {"onnx": d / "model.onnx", "calib": d / "calib.pt"}, {"onnx": d / "int8.onnx", "report": d / "ort_q.json"}, {"int8": int8}, 1
+    )
+    runtimes.step_convert_openvino({"onnx": d / "model.onnx"}, {"xml": d / "ov" / "model.xml"}, {}, 1)
+    q = {"preset": "performance", "ignored_scope": [], "accuracy_control": False, "max_drop": 0.01}
+    runtimes.step_quantize_openvino(
+        {"xml": d / "ov" / "model.xml", "calib": d / "calib.pt", "val": d / "val.pt"},
+        {"xml": d / "ov8" / "model.xml", "report": d / "ov_q.json"},
+        {"int8": q},
+        1,
+    )
+    return d, torch_metrics
+
+
+def _common(d):
+    return {"torch_model": d / "model.pt", "torch_logits": d / "test_logits.pt", "test": d / "test.pt"}
+
+
+def _check_row(m, torch_metrics, runtime, parent_runtime, min_agreement):
+    missing = set(torch_metrics) - set(m)
+    assert not missing, f"keys of the PyTorch evaluate step missing: {missing}"
+    assert m["runtime"] == runtime and m["parent_runtime"] == parent_runtime
+    assert m["n_test"] == torch_metrics["n_test"] and m["params"] == torch_metrics["params"]
+    assert m["top1_agreement_vs_parent"] >= min_agreement
+    assert abs(m["top1"] - torch_metrics["top1"]) <= 1 - min_agreement + 1e-9
+    assert m["speedup_vs_parent"] == pytest.approx(m["parent_latency_ms_p50"] / m["latency_ms_p50"])
+    assert m["latency_input"] == LATENCY["input_size"] and m["threads"] == 1
+
+
+def test_onnxruntime_fp32_row(deployed, tmp_path):
+    d, tm = deployed
+    assert tm["top1"] > 0.5  # the fixture model learned something, so agreement means something
+    runtimes.step_evaluate_onnxruntime(
+        dict(_common(d), onnx=d / "model.onnx"), {"metrics": tmp_path / "m.json"}, dict(TIMING, runtime="onnxruntime"), 1
+    )
+    m = io.read_json(tmp_path / "m.json")
+    _check_row(m, tm, "onnxruntime", "pytorch", 0.999)
+    assert m["precision"] == "fp32" and m["max_abs_diff_vs_parent"] < 1e-3
+
+
+def test_onnxruntime_int8_is_qdq_smaller_and_close(deployed, tmp_path):
+    import onnx
+
+    d, tm = deployed
+    ops = {n.op_type for n in onnx.load(str(d / "int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    q = io.read_json(d / "ort_q.json")
+    assert q["reduce_range"] == (not runtimes.has_vnni()) and q["activation_type"] == "QUInt8"
+    inputs = dict(_common(d), onnx=d / "int8.onnx", parent_onnx=d / "model.onnx", quant_report=d / "ort_q.json")
+    runtimes.step_evaluate_onnxruntime(inputs, {"metrics": tmp_path / "m.json"}, dict(TIMING, runtime="onnxruntime-int8"), 1)
+    m = io.read_json(tmp_path / "m.json")
+    _check_row(m, tm, "onnxruntime-int8", "onnxruntime", 0.95)
+    assert m["size_mb"] < 0.3 * (d / "model.onnx").stat().st_size / 2**20
+    assert m["precision"] == "int8" and m["quantization"]["format"] == "QDQ"
+
+
+def test_reduce_range_follows_vnni():
+    assert runtimes.has_vnni("avx2 fma avx512_vnni") and runtimes.has_vnni("amx_int8")
+    assert not runtimes.has_vnni("avx2 fma avx512f")
+
+
+def test_bad_quantizer_knob_is_one_line(deployed, tmp_path):
+    d, _ = deployed
+    with pytest.raises(CompressflowError, match="calibrate_method 'KL' is unknown; fix: use MinMax, Entropy or Percentile"):
+        runtimes.quantize_ort(d / "model.onnx", tmp_path / "q.onnx", data.load_split(d / "calib.pt"), calibrate_method="KL")
+
+
+def test_openvino_fp32_records_precision_actually_used(deployed, tmp_path):
+    d, tm = deployed
+    runtimes.step_evaluate_openvino(
+        dict(_common(d), model=d / "ov" / "model.xml"),
+        {"metrics": tmp_path / "m.json"},
+        dict(TIMING, runtime="openvino", precision="f32"),
+        1,
+    )
+    m = io.read_json(tmp_path / "m.json")
+    _check_row(m, tm, "openvino", "pytorch", 0.999)
+    assert m["precision"] == "f32" and m["precision_f32_hint"] == "f32"
+    assert m["precision_default_hint"] in ("f32", "bf16", "f16")
+    assert m["latency_ms_p50_default_hint"] > 0 and m["latency_ms_p50_f32_hint"] > 0
+    assert m["size_mb"] > 0.9 * (d / "model.onnx").stat().st_size / 2**20  # FP32 weights on disk, not FP16
+
+
+@pytest.mark.parametrize("runtime", ["openvino-int8", "openvino-qdq"])
+def test_openvino_int8_rows(deployed, tmp_path, runtime):
+    d, tm = deployed
+    model = d / "ov8" / "model.xml" if runtime == "openvino-int8" else d / "int8.onnx"
+    runtimes.step_evaluate_openvino(
+        dict(_common(d), model=model, parent_ir=d / "ov" / "model.xml"),
+        {"metrics": tmp_path / "m.json"},
+        dict(TIMING, runtime=runtime, precision="f32"),
+        1,
+    )
+    m = io.read_json(tmp_path / "m.json")
+    _check_row(m, tm, runtime, "openvino", 0.95)
+    assert m["precision"] == "int8+f32"
+    if runtime == "openvino-int8":
+        assert io.read_json(d / "ov_q.json")["fake_quantize_ops"] > 10
+        assert m["size_mb"] < 0.3 * (d / "model.onnx").stat().st_size / 2**20
+
+
+def test_unknown_ignored_scope_is_one_line(deployed, tmp_path):
+    d, _ = deployed
+    with pytest.raises(CompressflowError, match=r"NNCF refused .*no_such_node.*; fix: fix deploy.openvino.int8"):
+        runtimes.quantize_openvino(
+            d / "ov" / "model.xml",
+            tmp_path / "q.xml",
+            data.load_split(d / "calib.pt"),
+            data.load_split(d / "val.pt"),
+            ignored_scope=["no_such_node"],
+        )
