@@ -55,6 +55,9 @@ def check_schema(config: dict, schema_path) -> None:
 def check_variants(config: dict) -> None:
     """Every ``from:`` names a known variant, names are unique paths, and there is no cycle."""
     variants = config.get("variants") or {}
+    for model in (config.get("deploy") or {}).get("models", []):
+        if model not in config["models"]:
+            raise CompressflowError(f"deploy.models names unknown model '{model}'", f"use one of: {', '.join(sorted(config['models']))}")
     if ROOT_VARIANT in variants:
         raise CompressflowError(f"variants.{ROOT_VARIANT} is reserved for the trained baseline", "rename that variant")
     for name, spec in variants.items():
@@ -109,6 +112,10 @@ def check_writable(workdir) -> None:
 def check(config: dict, workdir=".") -> None:
     """Checks beyond the schema; run after the schema check filled in defaults."""
     check_variants(config)
+    if any(v["technique"] == "distill" for v in (config.get("variants") or {}).values()):
+        from compressflow import distill
+
+        distill.check_variants(config["variants"], config["models"], ROOT_VARIANT)
     check_inputs(config)
     check_writable(workdir)
 

@@ -207,6 +207,7 @@ def deploy_entries():
         }
         for v in DEPLOY_VARIANTS
         for m in models_of(v)
+        if m in DEPLOY.get("models", MODELS)
         for r, t, p in deploy_runtimes()
     ]
 

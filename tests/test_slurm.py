@@ -15,7 +15,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 PROFILE = REPO / "profiles" / "slurm"
 pytestmark = pytest.mark.slurm
-RULE_JOBS = {"prepare_data": 1, "train_baseline": 1, "fuse_model": 1, "evaluate": 2, "make_report": 1}
+RULE_JOBS = {"prepare_data": 1, "train_baseline": 1, "fuse_model": 1, "evaluate": 2, "make_report": 1, "record_environment": 1}
 
 
 def _slurm_down_reason():
@@ -54,7 +54,10 @@ def slurm_run(tmp_path_factory):
         pytest.skip(reason)
     workdir = tmp_path_factory.mktemp("slurm")
     config = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
-    config["models"]["resnet18"]["train"]["epochs"] = 1  # the point is the scheduler, not the model
+    # The point is the scheduler, not the model: one epoch, one variant, no deploy targets.
+    config["models"]["resnet18"]["train"]["epochs"] = 1
+    config["variants"] = {"fused": {"from": "fp32", "technique": "fuse"}}
+    config.pop("deploy", None)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     prefix = f"cftest{uuid.uuid4().hex[:8]}"
     args = [
@@ -80,7 +83,7 @@ def slurm_run(tmp_path_factory):
 
 def test_workflow_finishes_with_artifacts(slurm_run):
     workdir, log, _ = slurm_run
-    assert "7 of 7 steps (100%) done" in log
+    assert f"{sum(RULE_JOBS.values()) + 1} of {sum(RULE_JOBS.values()) + 1} steps (100%) done" in log
     for variant in ("fp32", "fused"):
         for name in ("model.pt", "metrics.json", "provenance.json"):
             assert (workdir / "results" / "resnet18" / variant / name).is_file(), (variant, name)

@@ -1,0 +1,33 @@
+rule distill_student:
+    input:
+        # the initial student, when the variant starts from another variant's model
+        unpack(
+            lambda w: (
+                {
+                    "student": f"results/{w.model}/{VARIANTS[w.variant]['student_from']}/model.pt"
+                }
+                if VARIANTS[w.variant].get("student_from")
+                else {}
+            )
+        ),
+        model=parent_model,
+        train=rules.prepare_data.output.train,
+        val=rules.prepare_data.output.val,
+    output:
+        model="results/{model}/{variant}/model.pt",
+        stats="results/{model}/{variant}/distill.json",
+        provenance="results/{model}/{variant}/provenance.json",
+    log:
+        "logs/{model}/{variant}/distill_student.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/distill_student.tsv"
+    wildcard_constraints:
+        variant=alternation(variants_of("distill")),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        knobs=knobs,
+        train=lambda w: config["models"][w.model]["train"],
+        seed=config["seed"],
+    script:
+        "../scripts/distill_student.py"

@@ -1,0 +1,50 @@
+rule prune_unstructured:
+    input:
+        model=parent_model,
+        train=rules.prepare_data.output.train,
+        val=rules.prepare_data.output.val,
+    output:
+        model="results/{model}/{variant}/model.pt",
+        sparsity="results/{model}/{variant}/sparsity.json",
+        provenance="results/{model}/{variant}/provenance.json",
+    log:
+        "logs/{model}/{variant}/prune_unstructured.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/prune_unstructured.tsv"
+    wildcard_constraints:
+        variant=alternation(variants_of("prune_l1")),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        knobs=knobs,
+        train=lambda w: config["models"][w.model]["train"],
+        seed=config["seed"],
+    script:
+        "../scripts/prune_unstructured.py"
+
+
+rule prune_channels:
+    input:
+        model=parent_model,
+        train=rules.prepare_data.output.train,
+        val=rules.prepare_data.output.val,
+    output:
+        model="results/{model}/{variant}/model.pt",
+        stats="results/{model}/{variant}/prune_stats.json",
+        provenance="results/{model}/{variant}/provenance.json",
+    log:
+        "logs/{model}/{variant}/prune_channels.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/prune_channels.tsv"
+    wildcard_constraints:
+        variant=alternation(variants_of("prune_channels")),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        knobs=knobs,
+        train=lambda w: config["models"][w.model]["train"],
+        input_size=config["dataset"]["input_size"],
+        latency_input=config["evaluate"]["latency"]["input_size"],
+        seed=config["seed"],
+    script:
+        "../scripts/prune_channels.py"
