@@ -19,6 +19,7 @@ include: "rules/export.smk"
 include: "rules/deploy.smk"
 include: "rules/trt.smk"
 include: "rules/report.smk"
+include: "rules/benchmark.smk"
 include: "rules/provenance.smk"
 
 
@@ -28,3 +29,4 @@ rule all:
         rules.make_report.output,
         rules.record_environment.output,
         quantize_targets(),
+        rules.collect_benchmarks.output,

@@ -14,6 +14,8 @@ from torch.nn import functional as F
 
 from compressflow import data, io, models, recipes, train
 from compressflow import evaluate as ev
+from compressflow.config import check_distill as check_variants  # noqa: F401 (the config-time check lives with the others)
+from compressflow.config import same_student as _same_student
 from compressflow.errors import CompressflowError
 
 
@@ -56,37 +58,6 @@ def make_loss(teacher: nn.Module | None, *, temperature: float, alpha: float):
         return kd_loss(model(x), t_logits, y, temperature=temperature, alpha=alpha)
 
     return loss
-
-
-def _same_student(spec: dict, arch: str, arch_kwargs: dict) -> bool:
-    return spec.get("arch") == arch and dict(spec.get("arch_kwargs") or {}) == dict(arch_kwargs or {})
-
-
-def check_variants(variants: dict, model_specs: dict, root: str) -> None:
-    """Config-time checks: student_from names a variant, and a fresh student differs from an fp32 teacher."""
-    for name, spec in variants.items():
-        if spec.get("technique") != "distill":
-            continue
-        src = spec.get("student_from")
-        if src is not None and src != root and src not in variants:
-            raise CompressflowError(
-                f"variants.{name}.student_from names '{src}', which is not a variant",
-                f"use '{root}' or one of: {', '.join(sorted(variants))}",
-            )
-        if src is None and "student" not in spec:
-            raise CompressflowError(
-                f"variants.{name} has neither 'student' nor 'student_from'", "add student: {arch: ...} or student_from: <variant>"
-            )
-        if src is not None and "student" in spec:
-            raise CompressflowError(f"variants.{name} has both 'student' and 'student_from'", "keep one of them")
-        if src is None and spec["from"] == root:
-            for model in spec.get("models", list(model_specs)):
-                m = model_specs[model]
-                if _same_student(spec["student"], m["arch"], m.get("arch_kwargs", {})):
-                    raise CompressflowError(
-                        f"variants.{name}: the student ({spec['student']['arch']} {spec['student'].get('arch_kwargs') or {}}) is the same network as the teacher '{model}'",
-                        "pick a smaller student (e.g. mobilenet_v2 with arch_kwargs {width_mult: 0.5}), use student_from, or restrict the variant with models:",
-                    )
 
 
 def student_model(teacher_recipe: dict, num_classes: int, *, student: dict | None, student_path=None) -> tuple[nn.Module, dict]:

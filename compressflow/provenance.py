@@ -43,19 +43,11 @@ def write(path, **kwargs) -> None:
     io.write_json(record(**kwargs), path)
 
 
-def installed_packages() -> list[tuple[str, str]]:
-    """(name, version) of every distribution in the running environment, sorted by name."""
-    import importlib.metadata
-
-    found = {(d.metadata["Name"] or "").lower(): d.version for d in importlib.metadata.distributions() if d.metadata["Name"]}
-    return sorted(found.items())
-
-
 def write_environment(txt_path, yml_path) -> None:
     """``pip freeze``-style and conda-style records of the environment that ran the workflow."""
     import platform
 
-    pkgs = installed_packages()
+    pkgs = sysinfo.installed_packages()
     with io.atomic_path(txt_path) as tmp:
         tmp.write_text("".join(f"{n}=={v}\n" for n, v in pkgs))
     lines = [

@@ -59,3 +59,9 @@ def git_commit(repo_dir) -> str:
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def installed_packages() -> list[tuple[str, str]]:
+    """(name, version) of every distribution in the running environment, sorted by name."""
+    found = {(d.metadata["Name"] or "").lower(): d.version for d in importlib.metadata.distributions() if d.metadata["Name"]}
+    return sorted(found.items())

@@ -76,7 +76,9 @@ def built_variants():
 
 def package_digest():
     import hashlib
-    from compressflow.provenance import installed_packages
+    from compressflow.sysinfo import (
+        installed_packages,
+    )  # standard library only: no torch at parse time
 
     return hashlib.sha256(repr(installed_packages()).encode()).hexdigest()[:16]
 
@@ -299,6 +301,58 @@ def trt_eval_inputs(w):
         inputs["parent_engine"] = f"{base}/tensorrt-fp16/model.engine"
         inputs["parent_build"] = f"{base}/tensorrt-fp16/build.json"
     return inputs
+
+
+# --- benchmark helpers (rules/benchmark.smk) ---
+# One speed job per (model, variant, runtime): every built PyTorch artifact, plus the CPU deploy runtimes.
+BENCHMARK_RUNTIMES = ["pytorch", *ORT_RUNTIMES, *OV_RUNTIMES]
+BENCHMARK_ARTIFACTS = {
+    "pytorch": "model.pt",
+    "onnxruntime": "onnx/model.onnx",
+    "onnxruntime-int8": "onnxruntime-int8/model.onnx",
+    "openvino": "openvino/model.xml",
+    "openvino-int8": "openvino-int8/model.xml",
+    "openvino-qdq": "onnxruntime-int8/model.onnx",  # OpenVINO compiles the ORT QDQ model
+}
+
+
+def benchmark_entries():
+    """(model, variant, runtime, json) for every artifact the benchmark rule times."""
+    rows = [(m, v, "pytorch") for m, v in built_variants()]
+    rows += [
+        (e["model"], e["variant"], e["runtime"])
+        for e in deploy_entries()
+        if e["runtime"] in BENCHMARK_ARTIFACTS
+    ]
+    return [
+        {
+            "model": m,
+            "variant": v,
+            "runtime": r,
+            "json": f"results/benchmarks/{m}/{v}/{r}.json",
+        }
+        for m, v, r in rows
+    ]
+
+
+def benchmark_inputs(w):
+    base = f"results/{w.model}/{w.variant}"
+    inputs = {
+        "artifact": f"{base}/{BENCHMARK_ARTIFACTS[w.runtime]}",
+        "torch_model": f"{base}/model.pt",
+    }
+    if BENCHMARK_ARTIFACTS[w.runtime].endswith(".xml"):
+        inputs["weights"] = inputs["artifact"][: -len(".xml")] + ".bin"
+    return inputs
+
+
+def benchmark_env(w):
+    """No one env holds torch, onnxruntime and openvino: pick the runtime's own (each has torch for MACs)."""
+    if w.runtime in ORT_RUNTIMES:
+        return "../envs/onnx.yaml"
+    if w.runtime in OV_RUNTIMES:
+        return "../envs/openvino.yaml"
+    return "../envs/torch.yaml"
 
 
 wildcard_constraints:
