@@ -143,6 +143,12 @@ def check_writable(workdir) -> None:
             raise CompressflowError(f"'{target.resolve()}' is not writable", "run from a writable directory or fix its permissions")
 
 
+def check_all(config: dict, schema_path, workdir=".") -> None:
+    """Schema, then everything else (for callers outside Snakemake, which fills defaults in between)."""
+    check_schema(config, schema_path)
+    check(config, workdir)
+
+
 def check(config: dict, workdir=".") -> None:
     """Checks beyond the schema; run after the schema check filled in defaults."""
     check_variants(config)

@@ -8,7 +8,6 @@ width are dynamic too, so one file serves accuracy at the data's size and latenc
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +53,6 @@ def export(model: torch.nn.Module, example: torch.Tensor, path, *, opset: int, d
         dims[2] = torch.export.Dim("height", min=min(side, 16), max=4096)
         dims[3] = torch.export.Dim("width", min=min(side, 16), max=4096)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
     try:
         torch.onnx.export(
             model,
@@ -76,7 +74,7 @@ def export(model: torch.nn.Module, example: torch.Tensor, path, *, opset: int, d
             f"torch.onnx.export failed at opset {opset} ({type(exc).__name__}: {first[:200]})",
             "try another deploy.opset or set deploy.dynamic_batch: false",
         ) from exc
-    return {"export_s": time.perf_counter() - t0, "opset": opset, "dynamic_batch": dynamic_batch, "dynamic_hw": dynamic_hw}
+    return {"opset": opset, "dynamic_batch": dynamic_batch, "dynamic_hw": dynamic_hw}
 
 
 def check(path) -> dict:

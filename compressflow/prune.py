@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import io as _bytesio
 import sys
-import time
 import warnings
 
 import torch
@@ -308,7 +307,6 @@ def step_prune_channels(inputs, outputs, params, threads):
             )
         )
 
-    t0 = time.perf_counter()
     prune_channels(
         model,
         ratio=k["ratio"],
@@ -341,7 +339,6 @@ def step_prune_channels(inputs, outputs, params, threads):
         "macs_ratio_latency_input": after["latency"]["macs"] / before["latency"]["macs"],
         "val_top1": {"parent": top1_parent, "after_prune": top1_pruned, "after_finetune": _top1(model, val)},
         "finetune_history": history,
-        "seconds": time.perf_counter() - t0,
     }
     print(
         f"prune_channels: params x{stats['params_ratio']:.3f}, MACs x{stats['macs_ratio']:.3f}; val top1 "

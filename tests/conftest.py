@@ -13,7 +13,13 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 @pytest.fixture(autouse=True)
 def _one_thread():
+    """One thread, and no global torch state leaking from one test into the next."""
     torch.set_num_threads(1)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    engine = torch.backends.quantized.engine
+    yield
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.quantized.engine = engine
 
 
 def snakemake(workdir, *args, config=None, check=True, timeout=1200, repo=REPO):

@@ -133,7 +133,7 @@ def test_schema_rejects_bad_distill_knobs(variant, needle):
     if "student_from" in variant:  # both student and student_from
         base["student"] = {"arch": "mobilenet_v2"}
     with pytest.raises(CompressflowError, match=needle):
-        cfg.check(_conf(kd=base), REPO / "config" / "schema.yaml")
+        cfg.check_all(_conf(kd=base), REPO / "config" / "schema.yaml")
 
 
 def test_distill_step_from_a_pruned_student(tmp_path):

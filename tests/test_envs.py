@@ -23,9 +23,17 @@ def test_every_rule_names_an_existing_env():
         rules = re.findall(r"^rule (\w+):", text, flags=re.M)
         blocks = re.split(r"^rule \w+:", text, flags=re.M)[1:]
         for name, block in zip(rules, blocks, strict=True):
-            m = re.search(r'conda:\s*\n\s*"\.\./(envs/[\w.-]+\.yaml)"', block)
+            m = re.search(r'conda:\s*\n\s*(?:"\.\./(envs/[\w.-]+\.yaml)"|(\w+))', block)
             assert m, f"rule {name} in {smk.name} has no conda: env"
-            assert (REPO / m.group(1)).is_file(), f"rule {name}: {m.group(1)} missing"
+            if m.group(1):
+                envs = [m.group(1)]
+            else:  # a function in common.smk that picks the env per job
+                body = re.search(rf"^def {m.group(2)}\(.*?(?=^\S)", (REPO / "rules" / "common.smk").read_text(), flags=re.M | re.S)
+                assert body, f"rule {name}: conda function {m.group(2)} not in common.smk"
+                envs = re.findall(r'"\.\./(envs/[\w.-]+\.yaml)"', body.group(0))
+            assert envs, f"rule {name}: no env file named"
+            for env in envs:
+                assert (REPO / env).is_file(), f"rule {name}: {env} missing"
 
 
 def test_env_files_parse_and_pins_match_requirements():

@@ -195,14 +195,14 @@ def _config_with(variant):
 )
 def test_schema_rejects_bad_prune_knobs(variant, needle):
     with pytest.raises(CompressflowError, match=needle) as exc:
-        cfg.check(_config_with(variant), REPO / "config" / "schema.yaml")
+        cfg.check_all(_config_with(variant), REPO / "config" / "schema.yaml")
     assert "\n" not in str(exc.value)
 
 
 def test_schema_accepts_good_prune_variants():
     conf = _config_with({"from": "fp32", "technique": "prune_channels", "ratio": 0.5, "ignored_layers": ["layer4"], "iterative_steps": 2})
     conf["variants"]["v/l1"] = {"from": "v", "technique": "prune_l1", "amount": 0.3}
-    cfg.check(copy.deepcopy(conf), Path(REPO / "config" / "schema.yaml"))
+    cfg.check_all(copy.deepcopy(conf), Path(REPO / "config" / "schema.yaml"))
 
 
 def test_fusing_a_pruned_model_replays_both_transforms(tmp_path):

@@ -9,7 +9,10 @@ from compressflow import provenance
 from tests.conftest import REPO, snakemake
 
 # Files that hold wall-clock timings (or hash a file that does); everything else must be byte-identical.
-TIMING_FILES = re.compile(r"(metrics\.json|eval_provenance\.json|summary\.(csv|md)|results/benchmarks/.*\.tsv)$")
+TIMING_FILES = re.compile(
+    r"(metrics\.json|eval_provenance\.json|report/(summary\.(csv|md)|table\.tex|pareto\.(png|pdf)|benchmark\.(csv|md))"
+    r"|results/benchmarks/.*\.(tsv|json))$"
+)
 
 
 def _hashes(root):
