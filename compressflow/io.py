@@ -9,9 +9,11 @@ dict is loaded, so no pickled code is ever needed to restore a model.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -43,6 +45,22 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Delete temporaries that killed writers of ``path`` left behind (``.<name>.<random>.tmp``).
+
+    Only safe where one writer owns ``path`` at a time, as Snakemake guarantees for a job's outputs;
+    never call it from inside ``atomic_path``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
+    stale = [p for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp") if pattern.fullmatch(p.name)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def write_json(obj, path) -> None:

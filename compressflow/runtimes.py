@@ -184,8 +184,26 @@ def convert_openvino(onnx_path, xml_path) -> dict:
 
     model = ov.convert_model(str(onnx_path))
     Path(xml_path).parent.mkdir(parents=True, exist_ok=True)
-    ov.save_model(model, str(xml_path), compress_to_fp16=False)
+    save_ir(model, xml_path)
     return {"openvino": ov.__version__, "compress_to_fp16": False}
+
+
+def save_ir(model, xml_path) -> None:
+    """ov.save_model into a private temporary folder, then rename .bin and .xml into place (atomic per file)."""
+    import shutil
+    import tempfile
+
+    import openvino as ov
+
+    xml_path = Path(xml_path)
+    xml_path.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{xml_path.stem}.", suffix=".tmp", dir=xml_path.parent))
+    try:
+        ov.save_model(model, str(tmpdir / xml_path.name), compress_to_fp16=False)
+        os.replace(tmpdir / xml_path.with_suffix(".bin").name, xml_path.with_suffix(".bin"))
+        os.replace(tmpdir / xml_path.name, xml_path)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def compile_openvino(path, threads: int, precision: str = "auto"):
@@ -280,7 +298,7 @@ def quantize_openvino(
             "fix deploy.openvino.int8 (ignored_scope names must exist in the IR)",
         ) from exc
     Path(dst_xml).parent.mkdir(parents=True, exist_ok=True)
-    ov.save_model(qmodel, str(dst_xml), compress_to_fp16=False)
+    save_ir(qmodel, dst_xml)
     fq = sum(1 for op in qmodel.get_ops() if op.get_type_name() == "FakeQuantize")
     return {
         "nncf": nncf.__version__,

@@ -12,7 +12,7 @@ import errno
 import sys
 from pathlib import Path
 
-from compressflow import provenance
+from compressflow import io, provenance
 from compressflow.errors import CompressflowError
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -38,6 +38,9 @@ def run(smk, step) -> None:
     log = open(smk.log[0], "w", buffering=1) if smk.log else console
     sys.stderr = log
     inputs, outputs, params = dict(smk.input.items()), dict(smk.output.items()), dict(smk.params.items())
+    for out in outputs.values():
+        for stale in io.remove_stale_temporaries(out):
+            print(f"removed {stale}, left by an interrupted run", file=log)
     try:
         try:
             step(inputs, outputs, params, smk.threads)

@@ -25,25 +25,17 @@ from tests.test_reproducibility import TIMING_FILES, _hashes
 # Leftovers a SIGKILL may strand (no `finally` runs): io.atomic_path's temporaries, and the
 # fixed-name scratch files of export_onnx / quantize_onnxruntime (each job owns its folder).
 STRAY = re.compile(r"(/\.[^/]+\.tmp|model\.(raw|sim|pre)\.onnx)$")
-# TIMING_FILES misses newer files that hold timings: the benchmark rule's JSON and tables, export.json (export_s)
-# and prune_stats.json (seconds). Provenance records are compared with these files' hashes blanked.
-UNSTABLE = re.compile(
-    rf"{TIMING_FILES.pattern}|results/benchmarks/.*\.json$|results/report/benchmark\.(csv|md)$|onnx/export\.json$|prune_stats\.json$"
-)
 POLL_S = 0.05
 
 
 def _digests(root):
     """sha256 of every file under results/; provenance records without git_commit (the repository's state at run
-    time, +dirty while someone edits it, may differ between the fixture's run and this one) or UNSTABLE files' hashes."""
+    time, +dirty while someone edits it, may differ between the fixture's run and this one)."""
     out = {}
     for rel, digest in _hashes(root).items():
-        if rel.endswith("provenance.json") and not UNSTABLE.search(rel):
+        if rel.endswith("provenance.json") and not TIMING_FILES.search(rel):
             record = json.loads((root / rel).read_text())
             record.pop("git_commit", None)
-            for entry in [*record.get("inputs", {}).values(), *record.get("outputs", {}).values()]:
-                if isinstance(entry, dict) and UNSTABLE.search(str(entry.get("path", ""))):
-                    entry["sha256"] = None
             digest = json.dumps(record, sort_keys=True)
         out[rel] = digest
     return out
@@ -99,7 +91,7 @@ def _check_left_behind(workdir, clean):
             continue
         assert rel in clean, f"{rel}: left by the killed run but never produced by a clean run"
         path = workdir / rel
-        if not UNSTABLE.search(rel):
+        if not TIMING_FILES.search(rel):
             assert digest == clean[rel], f"{rel} exists under its final name but differs from the clean run's (half-written)"
         elif path.suffix == ".json":
             json.loads(path.read_text())
@@ -118,12 +110,13 @@ def _assert_same_as_clean(workdir, tiny_run):
     clean = {k: v for k, v in _digests(tiny_run).items() if not STRAY.search(k)}
     after = {k: v for k, v in _digests(workdir).items() if not STRAY.search(k)}
     assert after.keys() == clean.keys()
-    stable = [k for k in clean if not UNSTABLE.search(k)]
+    stable = [k for k in clean if not TIMING_FILES.search(k)]
     assert any(k.endswith("qat-x86/model.pt") for k in stable) and any(k.endswith("fp32/model.pt") for k in stable)
     assert [k for k in stable if after[k] != clean[k]] == []
     return sorted(k for k in _hashes(workdir) if STRAY.search(k))
 
 
+@pytest.mark.slow
 def test_kill_during_training_then_rerun_is_identical(tiny_run, tmp_path):
     workdir, console = tmp_path / "run", tmp_path / "console.log"
     log = workdir / "logs" / "resnet18" / "fp32" / "train_baseline.log"
@@ -145,6 +138,7 @@ def test_kill_during_training_then_rerun_is_identical(tiny_run, tmp_path):
     print(f"strays after kill: {strays}; after rerun: {left}")
 
 
+@pytest.mark.slow
 def test_kill_during_quantization_then_rerun_is_identical(tiny_run, tmp_path):
     workdir, console = tmp_path / "run", tmp_path / "console.log"
     logs, results = workdir / "logs" / "resnet18", workdir / "results" / "resnet18"
