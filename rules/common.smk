@@ -71,7 +71,7 @@ def parent_model(wildcards):
 
 def built_variants():
     """(model, variant) for every artifact the config asks for, the baseline included."""
-    return [(m, v) for v in [ROOT, *VARIANTS] for m in models_of(v)]
+    return [(m, v) for v in [ROOT, *sorted(VARIANTS)] for m in models_of(v)]
 
 
 def package_digest():

@@ -27,7 +27,7 @@ rule distill_student:
         "../envs/torch.yaml"
     params:
         knobs=knobs,
-        train=lambda w: config["models"][w.model]["train"],
+        train=lambda w: canonical(config["models"][w.model]["train"]),
         seed=config["seed"],
     script:
         "../scripts/distill_student.py"

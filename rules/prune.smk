@@ -17,7 +17,7 @@ rule prune_unstructured:
         "../envs/torch.yaml"
     params:
         knobs=knobs,
-        train=lambda w: config["models"][w.model]["train"],
+        train=lambda w: canonical(config["models"][w.model]["train"]),
         seed=config["seed"],
     script:
         "../scripts/prune_unstructured.py"
@@ -42,7 +42,7 @@ rule prune_channels:
         "../envs/torch.yaml"
     params:
         knobs=knobs,
-        train=lambda w: config["models"][w.model]["train"],
+        train=lambda w: canonical(config["models"][w.model]["train"]),
         input_size=config["dataset"]["input_size"],
         latency_input=config["evaluate"]["latency"]["input_size"],
         seed=config["seed"],

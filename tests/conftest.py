@@ -37,6 +37,9 @@ def snakemake(workdir, *args, config=None, check=True, timeout=1200, repo=REPO):
 def tiny_run(tmp_path_factory):
     """One real run of the tiny config, shared by the integration tests (read-only for them)."""
     workdir = tmp_path_factory.mktemp("tiny")
+    reuse = os.environ.get("COMPRESSFLOW_REUSE_TINY_RUN")  # for developers iterating on tests: a finished tiny run
+    if reuse:
+        shutil.copytree(reuse, workdir, symlinks=True, dirs_exist_ok=True)
     snakemake(workdir, "--cores", "2")
     return workdir
 

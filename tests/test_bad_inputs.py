@@ -151,7 +151,63 @@ CASES = {
         ),
         ["cannot be read", "2.png"],
     ),
+    "prune ratio of 1": (
+        _set("variants.p", {"from": "fp32", "technique": "prune_channels", "ratio": 1.0}),
+        ["variants.p.ratio", "exclusiveMaximum 1"],
+    ),
+    "temperature of 0": (
+        _set(
+            "variants.kd",
+            {"from": "fp32", "technique": "distill", "student": {"arch": "mobilenet_v2"}, "temperature": 0, "epochs": 1, "lr": 0.1},
+        ),
+        ["variants.kd.temperature", "exclusiveMinimum 0"],
+    ),
+    "student equal to teacher": (
+        _set("variants.kd", {"from": "fp32", "technique": "distill", "student": {"arch": "resnet18"}, "epochs": 1, "lr": 0.1}),
+        ["same network as the teacher"],
+    ),
+    "unknown backend": (
+        _set("variants.q", {"from": "fp32", "technique": "ptq", "backend": "arm"}),
+        ["variants.q.backend", "x86, fbgemm, qnnpack"],
+    ),
+    "unknown observer": (_set("variants.q", {"from": "fp32", "technique": "ptq", "observer": "mse"}), ["variants.q.observer", "minmax"]),
+    "onnx opset out of range": (_set("deploy.opset", 17), ["deploy.opset", "minimum 18"]),
+    "deploying an unknown variant": (_set("deploy.variants", ["ghost"]), ["deploy.variants names 'ghost'"]),
 }
+
+# Errors only a job can see: the job fails with one line, and no earlier artifact changes.
+JOB_CASES = {
+    "calibration set larger than the split": (
+        _set("variants.ptq-big", {"from": "fp32", "technique": "ptq", "calib_size": 100000}),
+        ["rule calibrate_ptq", "calib_size=100000", "calib split has"],
+    ),
+    "ignored layer that does not exist": (
+        _set("variants.pr", {"from": "fp32", "technique": "prune_channels", "ratio": 0.5, "ignored_layers": ["layer9.conv1"]}),
+        ["rule prune_channels", "layer9.conv1"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(JOB_CASES))
+def test_bad_input_seen_by_a_job_is_one_line(built, tmp_path, case):
+    mutate, needles = JOB_CASES[case]
+    _expect_one_line(built, _config(tmp_path, mutate), *needles, marker="compressflow error in rule")
+
+
+def test_tensorrt_forced_on_without_gpu_fails_fast(built, tmp_path):
+    """mode: on is checked in the job (under SLURM the parsing host has no GPU); only TensorRT outputs may go."""
+    pytest.importorskip("torch")
+    import torch as _torch
+
+    if _torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    before = {k: v for k, v in _state(built).items() if "/tensorrt-" not in k}
+    out = snakemake(built, "--cores", "1", config=_config(tmp_path, _set("deploy.tensorrt", {"mode": "on"})), check=False)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0
+    lines = [line for line in text.splitlines() if "compressflow error in rule build_trt" in line]
+    assert lines and "deploy.tensorrt.mode is 'on' but" in lines[0] and "fix:" in lines[0], text[-2000:]
+    assert before == {k: v for k, v in _state(built).items() if "/tensorrt-" not in k}
 
 
 @pytest.mark.parametrize("case", list(CASES))
