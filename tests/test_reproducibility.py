@@ -49,12 +49,13 @@ def test_changed_knob_reruns_exactly_its_subtree(tiny_copy, tmp_path):
     cfg["variants"]["fused"]["tolerance"] = 2e-4
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(cfg))
-    assert _planned_jobs(tiny_copy, changed) == {
-        ("fuse_model", "resnet18", "fused"),
-        ("evaluate", "resnet18", "fused"),
-        ("make_report", "", ""),
-        ("all", "", ""),
-    }
+    jobs = _planned_jobs(tiny_copy, changed)
+    # fused, what is built from it (fused/ptq-minmax, its deploy targets, their benchmarks), and the summaries.
+    assert {("fuse_model", "resnet18", "fused"), ("evaluate", "resnet18", "fused"), ("export_onnx", "resnet18", "fused")} <= jobs
+    assert ("calibrate_ptq", "resnet18", "fused/ptq-minmax") in jobs and ("benchmark_artifact", "resnet18", "fused") in jobs
+    outside = {j for j in jobs if j[2] not in ("fused", "") and not j[2].startswith("fused/")}
+    assert outside == set()
+    assert {rule for rule, _, variant in jobs if variant == ""} == {"make_report", "collect_benchmarks", "all"}
 
 
 def test_changed_training_reruns_everything_downstream_but_not_data(tiny_copy, tmp_path):
