@@ -15,7 +15,16 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 PROFILE = REPO / "profiles" / "slurm"
 pytestmark = pytest.mark.slurm
-RULE_JOBS = {"prepare_data": 1, "train_baseline": 1, "fuse_model": 1, "evaluate": 2, "make_report": 1, "record_environment": 1}
+RULE_JOBS = {
+    "prepare_data": 1,
+    "train_baseline": 1,
+    "fuse_model": 1,
+    "evaluate": 2,
+    "make_report": 1,
+    "record_environment": 1,
+    "benchmark_artifact": 2,
+    "collect_benchmarks": 1,
+}
 
 
 def _slurm_down_reason():
