@@ -1,5 +1,6 @@
 """Bad input through the real workflow: non-zero exit, one clear line, nothing built is touched."""
 
+import contextlib
 import pickle
 import shutil
 import subprocess
@@ -240,26 +241,29 @@ def _can_mount():
 needs_mount = pytest.mark.skipif(shutil.which("mount") is None or not _can_mount(), reason="needs root and tmpfs mounts")
 
 
+@contextlib.contextmanager
+def _tmpfs(path, options):
+    """A tmpfs mounted at ``path`` (created) for the duration of the block."""
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)])
+
+
 @needs_mount
 def test_read_only_output_location(tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,ro", "tmpfs", str(ro)], check=True)
-    try:
+    with _tmpfs(tmp_path / "ro", "size=4m,ro") as ro:
         out = snakemake(ro, "--cores", "1", check=False)
         text = out.stdout + out.stderr
         assert out.returncode != 0
         assert any("compressflow config error" in line and "is not writable" in line for line in text.splitlines()), text[-2000:]
-    finally:
-        subprocess.run(["umount", str(ro)])
 
 
 @needs_mount
 def test_disk_full_is_one_line_and_keeps_finished_outputs(tmp_path):
-    small = tmp_path / "small"
-    small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=12m", "tmpfs", str(small)], check=True)
-    try:
+    with _tmpfs(tmp_path / "small", "size=12m") as small:
         out = snakemake(small, "--cores", "1", check=False)
         text = out.stdout + out.stderr
         assert out.returncode != 0
@@ -268,5 +272,3 @@ def test_disk_full_is_one_line_and_keeps_finished_outputs(tmp_path):
         assert (small / "results/data/test.pt").is_file()  # finished before the disk filled
         assert not list(small.rglob(".*.tmp"))  # no half-written temporary left behind
         assert not (small / "results/resnet18/fp32/model.pt").exists()
-    finally:
-        subprocess.run(["umount", str(small)])
