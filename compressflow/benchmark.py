@@ -134,18 +134,9 @@ def time_fn(fn, example: torch.Tensor, *, warmup: int, iters: int, desc: str = "
 
 
 @torch.no_grad()
-def time_interleaved(fns: dict, example: torch.Tensor, *, warmup: int, iters: int) -> dict:
-    """Per-call times of several callables, round-robin on the same input, so drift hits all alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn(example)
-    times = {name: [] for name in fns}
-    for _ in _progress(iters, "interleaved"):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn(example)
-            times[name].append((time.perf_counter() - t0) * 1e3)
-    return times
+def time_interleaved(fns: dict, example: torch.Tensor, *, warmup: int, iters: int, block: int = ev.BLOCK) -> dict:
+    """Per-call times of several callables taking turns in blocks on the same input, so drift hits all alike."""
+    return ev.time_alternating(fns, example, warmup=warmup, iters=iters, block=block, progress=lambda n: _progress(n, "turns"))
 
 
 # ---------------------------------------------------------------- loading artifacts

@@ -52,6 +52,11 @@ def count_params(model: nn.Module) -> int:
     """Weights a deployed model stores, float parameters and quantized (packed) weights alike."""
     total = sum(p.numel() for p in model.parameters())
     for module in model.modules():
+        packed = getattr(module, "_weight_bias", None)
+        groups = packed() if callable(packed) else None
+        if isinstance(groups, dict):  # dynamic INT8 LSTM/GRU: {"weight": {...}, "bias": {...}} of packed tensors
+            total += sum(t.numel() for group in groups.values() for t in group.values())
+            continue
         weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
         if callable(weight):  # quantized modules expose weight() / bias() instead of parameters
             total += weight().numel()

@@ -155,6 +155,8 @@ def test_dynamic_lstm_round_trip_weights_only(tmp_path):
     x = batch()
     assert torch.equal(loaded(x), q(x))
     assert (q(x) - model(x)).abs().max() < 0.05
+    # the packed LSTM weights count like the float ones they replace
+    assert models.count_params(q) == models.count_params(model) == models.count_params(loaded)
 
 
 def test_dynamic_on_convnet_quantizes_only_linear():
@@ -190,6 +192,23 @@ def test_sensitivity_and_mixed_precision():
     q, info = Q.mixed_precision(model, spec, calib, val, 32, rows, max_accuracy_drop=1.0, keep_first_last=True)
     assert info["budget_met"] and info["fp32_layers"] == ["conv1", "fc"]
     assert Q.quantized_layers(q) == ["conv2"]
+
+
+def test_units_are_blocks_and_a_float_block_keeps_its_residual_add_float():
+    from torchvision.models import resnet18
+
+    model = resnet18(num_classes=10).eval()
+    units = Q.quantizable_units(model)
+    assert units == ["conv1"] + [f"layer{i}.{j}" for i in range(1, 5) for j in (0, 1)] + ["fc"]
+    spec = Q.qconfig_spec("x86", "minmax")
+
+    def int8_adds(q):
+        return sum(1 for n in q.graph.nodes if n.op == "call_function" and "quantized.add" in str(n.target))
+
+    only_block = Q.build_static(model, spec, split(8), 8, only_layers=["layer1.0"])
+    assert Q.quantized_layers(only_block) == ["layer1.0.conv1", "layer1.0.conv2"] and int8_adds(only_block) == 1
+    all_but_block = Q.build_static(model, spec, split(8), 8, fp32_layers=["layer1.0"])
+    assert int8_adds(all_but_block) == 7 and not any(n.startswith("layer1.0.") for n in Q.quantized_layers(all_but_block))
 
 
 def test_mixed_round_trip(tmp_path):
