@@ -6,7 +6,7 @@ For each model in a finished run's ``results/report/summary.csv``:
     is fastest here (PyTorch ``ptq`` variants whose parent is fp32, ONNX Runtime and OpenVINO INT8 of
     variant fp32 when deployed); every candidate is timed and the fastest wins;
   * recommended: the row the report recommends (``recommended`` column).
-All artifacts of a model run in one process, round-robin on the same input at batch 1, so machine
+All artifacts of a model run in one process, taking turns in blocks of calls on the same input at batch 1, so machine
 drift hits them alike. The README's headline speed-ups come from this file's CSV.
 
     python benchmarks/composition.py --results results --out benchmarks/composition.csv

@@ -3,7 +3,7 @@
 ``evaluate`` times an artifact against its parent at batch 1 to give a speed-up; this module times
 each artifact alone, at every configured batch size, in a fresh process (one Snakemake job), and
 records what the number depends on: the CPU and its ISA flags, threads, the precision that really
-ran and the library versions. ``benchmarks/composition.py`` reuses it to time artifacts interleaved.
+ran and the library versions. ``benchmarks/composition.py`` reuses it to time artifacts side by side, in alternating blocks.
 """
 
 from __future__ import annotations
