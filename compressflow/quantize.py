@@ -254,7 +254,9 @@ def _outputs(model: nn.Module, names, x) -> dict:
 
         def hook(_m, _i, out, name=name):
             out = out[0] if isinstance(out, tuple) else out
-            got[name] = (out.dequantize() if out.is_quantized else out).detach().float()
+            # clone: an in-place ReLU after an unfused conv (e.g. a parent whose BN was folded) would
+            # otherwise rewrite the float tensor captured here, but not the dequantized copy.
+            got[name] = (out.dequantize() if out.is_quantized else out).detach().float().clone()
 
         hooks.append(model.get_submodule(name).register_forward_hook(hook))
     try:

@@ -94,6 +94,9 @@ def make_report(inputs, outputs, params, threads):
     report.write(df, outputs["csv"], outputs["md"])
     report.latex_table(df, outputs["tex"])
     report.pareto_plot(df, outputs["pareto_png"], outputs["pareto_pdf"])
+    report.sensitivity_plot(dict(zip(params["sensitivity_models"], inputs["sensitivity"], strict=True)), outputs["sensitivity_png"])
+    layer_tables = {(m, v): p for (m, v), p in zip(params["layer_error_tables"], inputs["layer_error"], strict=True)}
+    report.layer_error_plot(layer_tables, outputs["layer_error_png"])
 
 
 def record_environment(inputs, outputs, params, threads):

@@ -123,20 +123,20 @@ def quantized_variants():
     return [v for t in QUANT_TECHNIQUES for v in variants_of(t)]
 
 
+def layer_error_tables():
+    """(model, variant) of every quantized artifact, each with a results/{model}/{variant}/layer_error.csv."""
+    return [(m, v) for v in quantized_variants() for m in models_of(v)]
+
+
+def sensitivity_models():
+    """Models with a sensitivity table: those a mixed-precision variant is built for."""
+    return sorted({m for v in variants_of("mixed") for m in models_of(v)})
+
+
 def quantize_targets():
     """Side outputs no metrics.json depends on: layer errors per quantized variant, sensitivity per model."""
-    out = [
-        f"results/{m}/{v}/layer_error.csv"
-        for v in quantized_variants()
-        for m in models_of(v)
-    ]
-    out += sorted(
-        {
-            f"results/{m}/sensitivity/sensitivity.csv"
-            for v in variants_of("mixed")
-            for m in models_of(v)
-        }
-    )
+    out = [f"results/{m}/{v}/layer_error.csv" for m, v in layer_error_tables()]
+    out += [f"results/{m}/sensitivity/sensitivity.csv" for m in sensitivity_models()]
     return out
 
 

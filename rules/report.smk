@@ -2,6 +2,12 @@ rule make_report:
     input:
         metrics=[f"results/{m}/{v}/metrics.json" for m, v in built_variants()]
         + [e["metrics_path"] for e in deploy_entries()],
+        sensitivity=[
+            f"results/{m}/sensitivity/sensitivity.csv" for m in sensitivity_models()
+        ],
+        layer_error=[
+            f"results/{m}/{v}/layer_error.csv" for m, v in layer_error_tables()
+        ],
     output:
         csv=report(
             "results/report/summary.csv",
@@ -20,6 +26,16 @@ rule make_report:
             category="Figures",
         ),
         pareto_pdf="results/report/pareto.pdf",
+        sensitivity_png=report(
+            "results/report/sensitivity.png",
+            caption="../report/sensitivity.rst",
+            category="Figures",
+        ),
+        layer_error_png=report(
+            "results/report/layer_error.png",
+            caption="../report/layer_error.rst",
+            category="Figures",
+        ),
     log:
         "logs/report/make_report.log",
     conda:
@@ -38,6 +54,8 @@ rule make_report:
             {k: e[k] for k in ("model", "variant", "parent", "technique")}
             for e in deploy_entries()
         ],
+        sensitivity_models=sensitivity_models(),
+        layer_error_tables=[[m, v] for m, v in layer_error_tables()],
         min_speedup=config["evaluate"]["min_speedup"],
         max_accuracy_drop=config["report"]["max_accuracy_drop"],
     script:

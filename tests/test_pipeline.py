@@ -41,6 +41,7 @@ def test_artifacts_metrics_and_report(tiny_run):
     tex = (tiny_run / "results/report/table.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "$\\star$" in tex
     assert (tiny_run / "results/report/pareto.png").stat().st_size > 10_000 and (tiny_run / "results/report/pareto.pdf").is_file()
+    assert all((tiny_run / f"results/report/{n}.png").stat().st_size > 10_000 for n in ("sensitivity", "layer_error"))
     env = (tiny_run / "results/provenance/environment.txt").read_text()
     assert f"torch=={torch.__version__.split('+')[0]}" in env or f"torch=={torch.__version__}" in env
     assert "dependencies:" in (tiny_run / "results/provenance/environment.yml").read_text()

@@ -176,6 +176,15 @@ def test_layer_error_rows():
     assert Q.sqnr_db(torch.ones(3), torch.ones(3)) == math.inf
 
 
+def test_layer_error_with_in_place_relu_after_an_unfused_conv():
+    """A BN-folded parent leaves conv1 -> Identity -> ReLU(inplace): the capture must not see the ReLU."""
+    model = tiny_model()
+    model.bn1, model.relu = nn.Identity(), nn.ReLU(inplace=True)
+    spec, prepared = ptq(model)
+    rows = Q.layer_error(Q.prepare(model, spec, SIZE), Q.convert(prepared), batch())
+    assert min(r["sqnr_db"] for r in rows) > 10, rows
+
+
 def test_sensitivity_and_mixed_precision():
     model = tiny_model()
     spec = Q.qconfig_spec("x86", "minmax")
