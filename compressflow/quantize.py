@@ -447,27 +447,46 @@ def mixed_precision(
     max_accuracy_drop: float,
     keep_first_last: bool,
 ) -> tuple[nn.Module, dict]:
-    """Greedy: keep the most sensitive units FP32 until the val top-1 drop is within budget.
+    """Greedy: keep the most sensitive units FP32 until the val top-1 drop is within budget, then
+    try to give each of them back to INT8 (last added first) while the budget still holds.
 
     Units are blocks (:func:`quantizable_units`). At least one unit stays INT8; if even that misses the
     budget, the best model reached is returned with ``budget_met: False``.
     """
     layers = quantizable_units(parent)
     base = ev.topk(ev.predict(parent, val), val["y"], 1)
-    fp32 = [layers[0], layers[-1]] if keep_first_last and len(layers) > 2 else []
-    queue = [n for n in rank_layers(sens_rows, layers) if n not in fp32]
+    forced = [layers[0], layers[-1]] if keep_first_last and len(layers) > 2 else []
+    queue = [n for n in rank_layers(sens_rows, layers) if n not in forced]
     trials, best = [], None
-    while True:
+
+    def trial_of(fp32, phase):
+        nonlocal best
         q = build_static(parent, spec, calib, calib_size, fp32_layers=fp32)
         top1 = ev.topk(ev.predict(q, val), val["y"], 1)
-        trial = {"fp32_layers": list(fp32), "val_top1": top1, "val_top1_drop": base - top1}
+        trial = {"phase": phase, "fp32_layers": list(fp32), "val_top1": top1, "val_top1_drop": base - top1}
         trials.append(trial)
-        print(f"mixed: {len(fp32)} FP32 units -> val top1 {top1:.4f} (drop {base - top1:+.4f})", file=sys.stderr)
-        if best is None or trial["val_top1_drop"] < best[1]["val_top1_drop"]:
+        print(f"mixed ({phase}): {len(fp32)} FP32 units -> val top1 {top1:.4f} (drop {base - top1:+.4f})", file=sys.stderr)
+        within = trial["val_top1_drop"] <= max_accuracy_drop
+        if best is None or score(trial) < score(best[1]):
             best = (q, trial)
-        if trial["val_top1_drop"] <= max_accuracy_drop or len(queue) <= 1:
-            break
+        return within
+
+    def score(t):  # within budget: fewest FP32 units; otherwise: smallest drop, then fewest units
+        if t["val_top1_drop"] <= max_accuracy_drop:
+            return (0, len(t["fp32_layers"]), 0.0)
+        return (1, t["val_top1_drop"], len(t["fp32_layers"]))
+
+    # Forward: add units to FP32, most sensitive first, until the budget holds.
+    fp32 = list(forced)
+    while not trial_of(fp32, "add") and len(queue) > 1:
         fp32.append(queue.pop(0))
+    # Backward: give each FP32 unit (last added first) back to INT8 if the budget still holds without it.
+    if best[1]["val_top1_drop"] <= max_accuracy_drop:
+        fp32 = list(best[1]["fp32_layers"])
+        for unit in [n for n in reversed(fp32) if n not in forced][1:]:
+            candidate = [n for n in fp32 if n != unit]
+            if trial_of(candidate, "remove"):
+                fp32 = candidate
     q, trial = best
     met = trial["val_top1_drop"] <= max_accuracy_drop
     info = {

@@ -220,6 +220,30 @@ def test_units_are_blocks_and_a_float_block_keeps_its_residual_add_float():
     assert int8_adds(all_but_block) == 7 and not any(n.startswith("layer1.0.") for n in Q.quantized_layers(all_but_block))
 
 
+def test_mixed_precision_gives_units_back_to_int8_when_the_budget_allows(monkeypatch):
+    """Forward adds fc then conv2 (budget met only with conv2 FP32); backward finds fc can go back to INT8."""
+    val = split(20, seed=3)
+
+    class Fake(nn.Module):
+        def __init__(self, fp32):
+            super().__init__()
+            self.fp32 = list(fp32)
+
+    def predict(model, split_):
+        y = split_["y"]
+        wrong = isinstance(model, Fake) and "conv2" not in model.fp32
+        labels = (y + 1) % 10 if wrong else y
+        return torch.nn.functional.one_hot(labels, 10).float()
+
+    monkeypatch.setattr(Q, "build_static", lambda parent, spec, calib, n, fp32_layers=(): Fake(fp32_layers))
+    monkeypatch.setattr(Q.ev, "predict", predict)
+    rows = [{"layer": "fc", "top1_delta": -0.5, "sqnr_db": 1.0}, {"layer": "conv2", "top1_delta": -0.1, "sqnr_db": 5.0}]
+    q, info = Q.mixed_precision(tiny_model(), Q.qconfig_spec(), split(8), val, 8, rows, max_accuracy_drop=0.0, keep_first_last=False)
+    assert [t["fp32_layers"] for t in info["trials"]] == [[], ["fc"], ["fc", "conv2"], ["conv2"]]
+    assert info["budget_met"] and info["fp32_layers"] == ["conv2"] == q.fp32
+    assert info["int8_layers"] == ["conv1", "fc"]
+
+
 def test_mixed_round_trip(tmp_path):
     model = tiny_model()
     spec = Q.qconfig_spec("x86", "minmax")
