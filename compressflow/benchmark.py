@@ -134,9 +134,13 @@ def time_fn(fn, example: torch.Tensor, *, warmup: int, iters: int, desc: str = "
 
 
 @torch.no_grad()
-def time_interleaved(fns: dict, example: torch.Tensor, *, warmup: int, iters: int, block: int = ev.BLOCK) -> dict:
+def time_interleaved(
+    fns: dict, example: torch.Tensor, *, warmup: int, iters: int, block: int = ev.BLOCK, settle_s: float = ev.SETTLE_S
+) -> dict:
     """Per-call times of several callables taking turns in blocks on the same input, so drift hits all alike."""
-    return ev.time_alternating(fns, example, warmup=warmup, iters=iters, block=block, progress=lambda n: _progress(n, "turns"))
+    return ev.time_alternating(
+        fns, example, warmup=warmup, iters=iters, block=block, settle_s=settle_s, progress=lambda n: _progress(n, "turns")
+    )
 
 
 # ---------------------------------------------------------------- loading artifacts

@@ -52,17 +52,23 @@ def latency(fn, example: torch.Tensor, *, warmup: int, iters: int) -> dict:
     return _summary(np.asarray(times), example.shape[0])
 
 
-#: Timed calls per turn when several callables alternate. Alternating every single call distorts results on
-#: few cores: one runtime's worker threads still spin (OpenMP/TBB wait policy) while the next one runs.
-#: Measured on 2 cores: eager ResNet18 25.6 ms alternating per call, 14.4 ms in blocks of 20.
-BLOCK = 10
+#: Timed calls per turn when several callables alternate, and the untimed time each later turn runs first.
+#: Alternating every single call distorts results on few cores: one runtime's worker threads keep
+#: spinning (OpenMP/TBB wait policies) while the next one runs. Measured on 2 cores, ResNet18 at 224²:
+#: eager FP32 25.6 ms alternating per call vs 14.4 ms in blocks; OpenVINO INT8 3.6 ms in blocks of 10
+#: with 2 warm-up calls vs 2.2 ms in blocks of 50 after 50 ms of untimed calls (2.2 ms alone too).
+BLOCK = 25
+SETTLE_S = 0.05
 
 
-def time_alternating(fns: dict, example: torch.Tensor, *, warmup: int, iters: int, block: int = BLOCK, progress=None) -> dict:
+def time_alternating(
+    fns: dict, example: torch.Tensor, *, warmup: int, iters: int, block: int = BLOCK, settle_s: float = SETTLE_S, progress=None
+) -> dict:
     """Per-call times (ms) of several callables that take turns in blocks of ``block`` calls.
 
-    Each turn starts with untimed calls (at least 2, ``warmup`` on the first turn), so a runtime's
-    threads are awake before timing; turns rotate until every callable has ``iters`` timed calls, so
+    The first turn starts with ``warmup`` untimed calls, each later one with untimed calls for at
+    least ``settle_s`` seconds (and at least one call), so the previous runtime's threads have gone
+    quiet and this one's are awake; turns rotate until every callable has ``iters`` timed calls, so
     slow drift of the machine hits all alike.
     """
     names = list(fns)
@@ -71,8 +77,14 @@ def time_alternating(fns: dict, example: torch.Tensor, *, warmup: int, iters: in
     for turn in turns:
         for name in names:
             fn = fns[name]
-            for _ in range(warmup if turn == 0 else min(2, warmup)):
+            if turn == 0:
+                for _ in range(warmup):
+                    fn(example)
+            else:
+                start = time.perf_counter()
                 fn(example)
+                while time.perf_counter() - start < settle_s:
+                    fn(example)
             for _ in range(min(block, iters - len(times[name]))):
                 t0 = time.perf_counter()
                 fn(example)

@@ -65,20 +65,28 @@ def test_summary_percentiles_and_throughput():
 def test_time_interleaved_takes_turns_in_blocks():
     calls = []
     fns = {"a": lambda x: calls.append("a"), "b": lambda x: calls.append("b")}
-    times = benchmark.time_interleaved(fns, torch.zeros(1), warmup=1, iters=5, block=2)
-    # turn 1: 1 warm-up + 2 timed each; later turns: 1 warm-up (min(2, warmup)) + the rest of the block
+    times = benchmark.time_interleaved(fns, torch.zeros(1), warmup=1, iters=5, block=2, settle_s=0)
+    # turn 1: 1 warm-up + 2 timed each; later turns: 1 untimed call (settle_s=0) + the rest of the block
     assert "".join(calls) == "aaa" + "bbb" + "aaa" + "bbb" + "aa" + "bb"
     assert {k: len(v) for k, v in times.items()} == {"a": 5, "b": 5}
     assert benchmark.peak_rss_mib() > 10
 
 
-def test_alternating_blocks_warm_each_turn_and_time_only_the_block():
+def test_alternating_turns_settle_for_a_while_before_timing():
+    import time
+
     from compressflow import evaluate
 
     calls = []
-    times = evaluate.time_alternating({"x": lambda t: calls.append(1)}, torch.zeros(1), warmup=4, iters=25, block=10)
+
+    def fn(_):
+        calls.append(1)
+        time.sleep(0.002)
+
+    times = evaluate.time_alternating({"x": fn}, torch.zeros(1), warmup=4, iters=25, block=10, settle_s=0.02)
     assert len(times["x"]) == 25
-    assert len(calls) == 4 + 10 + 2 + 10 + 2 + 5
+    untimed = len(calls) - 25
+    assert 4 + 2 * 5 <= untimed <= 4 + 2 * 11, "each later turn runs about settle_s / 2 ms of untimed calls"
 
 
 def test_benchmark_artifact_rule_on_tiny_run(tiny_copy):
