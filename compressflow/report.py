@@ -287,7 +287,7 @@ def sensitivity_plot(tables: dict, png_path) -> None:
         twin.axhline(0, color="tab:red", lw=0.6, alpha=0.5)
         twin.set_ylabel("val top-1 change (pt)", color="tab:red")
         base = float(rows[0]["fp32_top1"]) if rows else float("nan")
-        ax.set_title(f"{model}: one layer INT8 at a time (FP32 val top-1 {base:.3f})")
+        ax.set_title(f"{model}: one unit INT8 at a time (FP32 val top-1 {base:.3f})")
     fig.tight_layout()
     _save_png(fig, png_path)
     plt.close(fig)
