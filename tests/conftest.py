@@ -69,5 +69,37 @@ def tiny_model(num_classes=3):
     )
 
 
+SPLIT_FRACTIONS = {"train": 0.6, "calib": 0.1, "val": 0.1, "test": 0.2}
+PARITY = {"max_abs_diff": 1e-3, "min_top1_agreement": 0.99}
+
+
+def digits_splits(size=16):
+    """The embedded digits at ``size`` px, split as the tiny config does (seed 0)."""
+    from compressflow import data
+
+    return data.prepare("digits", size, SPLIT_FRACTIONS, 0)
+
+
+def save_untrained_resnet18(d):
+    """A seeded, untrained ResNet18 (10 classes) saved as ``d/model.pt``: parity checks need no accuracy."""
+    from compressflow import io, models, recipes
+
+    torch.manual_seed(0)
+    model = models.build("resnet18", 10).eval()
+    io.save_model(model, recipes.base_recipe("resnet18", 10), d / "model.pt")
+    return model
+
+
+def export_onnx(d, out=None, **params):
+    """The export_onnx step on ``d/model.pt`` and ``d/val.pt``, writing ``out/model.onnx`` and ``out/export.json``."""
+    from compressflow import export
+
+    out = out or d
+    outputs = {"onnx": out / "model.onnx", "report": out / "export.json"}
+    p = {"opset": 18, "dynamic_batch": True, "simplify": True, "parity": PARITY, **params}
+    export.step_export_onnx({"model": d / "model.pt", "val": d / "val.pt"}, outputs, p, 1)
+    return outputs
+
+
 def git(*args):
     return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout

@@ -6,9 +6,9 @@ import yaml
 from torch.nn import functional as F
 
 from compressflow import config as cfg
-from compressflow import data, distill, io, models, prune, recipes, train
+from compressflow import distill, io, models, prune, recipes, train
 from compressflow.errors import CompressflowError
-from tests.conftest import REPO, tiny_model
+from tests.conftest import REPO, digits_splits, tiny_model
 
 
 def _logits(seed=0):
@@ -137,7 +137,7 @@ def test_schema_rejects_bad_distill_knobs(variant, needle):
 
 
 def test_distill_step_from_a_pruned_student(tmp_path):
-    splits = data.prepare("digits", 16, {"train": 0.6, "calib": 0.1, "val": 0.1, "test": 0.2}, 0)
+    splits = digits_splits()
     io.save_tensors({k: v[:64] if isinstance(v, torch.Tensor) else v for k, v in splits["train"].items()}, tmp_path / "train.pt")
     io.save_tensors(splits["val"], tmp_path / "val.pt")
     torch.manual_seed(0)

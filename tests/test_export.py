@@ -5,30 +5,22 @@ import torch
 import yaml
 
 from compressflow import config as cfg
-from compressflow import data, export, io, models, recipes
+from compressflow import export, io
 from compressflow.errors import CompressflowError
-from tests.conftest import REPO
-
-PARITY = {"max_abs_diff": 1e-3, "min_top1_agreement": 0.99}
+from tests.conftest import PARITY, REPO, digits_splits, export_onnx, save_untrained_resnet18
 
 
 @pytest.fixture(scope="module")
 def model_and_val(tmp_path_factory):
     """An (untrained, seeded) ResNet18 at 16 px: parity needs no accuracy."""
     d = tmp_path_factory.mktemp("export")
-    torch.manual_seed(0)
-    model = models.build("resnet18", 10).eval()
-    io.save_model(model, recipes.base_recipe("resnet18", 10), d / "model.pt")
-    split = data.prepare("digits", 16, {"train": 0.6, "calib": 0.1, "val": 0.1, "test": 0.2}, 0)["val"]
-    io.save_tensors(split, d / "val.pt")
+    save_untrained_resnet18(d)
+    io.save_tensors(digits_splits()["val"], d / "val.pt")
     return d
 
 
 def _step(d, out, **params):
-    p = {"opset": 18, "dynamic_batch": True, "simplify": True, "parity": PARITY, **params}
-    outputs = {"onnx": out / "model.onnx", "report": out / "export.json"}
-    export.step_export_onnx({"model": d / "model.pt", "val": d / "val.pt"}, outputs, p, 1)
-    return outputs
+    return export_onnx(d, out, **params)
 
 
 def test_export_checks_simplifies_and_matches(model_and_val, tmp_path):

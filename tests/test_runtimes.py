@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from compressflow import data, export, io, models, recipes, runtimes, train
+from compressflow import data, io, models, recipes, runtimes, train
 from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
+from tests.conftest import digits_splits, export_onnx
 
 LATENCY = {"input_size": 32, "warmup": 1, "iters": 3}
 TIMING = {"threads": 1, "batch_size": 256, "latency": LATENCY}
@@ -16,7 +17,7 @@ def deployed(tmp_path_factory):
     """A ResNet18 trained briefly at 16 px, its test logits, ONNX file, ORT INT8 model and OpenVINO FP32/INT8 IRs."""
     d = tmp_path_factory.mktemp("runtimes")
     torch.set_num_threads(1)
-    splits = data.prepare("digits", 16, {"train": 0.6, "calib": 0.1, "val": 0.1, "test": 0.2}, 0)
+    splits = digits_splits()
     for name, split in splits.items():
         io.save_tensors(split, d / f"{name}.pt")
     model = models.build("resnet18", 10)
@@ -26,12 +27,7 @@ def deployed(tmp_path_factory):
         model, splits["test"], d / "model.pt", batch_size=256, threads=1, latency_input=32, warmup=0, iters=1, parent=model
     )
     io.save_tensors(logits, d / "test_logits.pt")
-    export.step_export_onnx(
-        {"model": d / "model.pt", "val": d / "val.pt"},
-        {"onnx": d / "model.onnx", "report": d / "export.json"},
-        {"opset": 18, "dynamic_batch": True, "simplify": True, "parity": {"max_abs_diff": 1e-3, "min_top1_agreement": 0.99}},
-        1,
-    )
+    export_onnx(d)
     int8 = {"calibrate_method": "MinMax", "per_channel": True, "activation_type": "QUInt8", "reduce_range": "auto"}
     runtimes.step_quantize_onnxruntime(
         {"onnx": d / "model.onnx", "calib": d / "calib.pt"}, {"onnx": d / "int8.onnx", "report": d / "ort_q.json"}, {"int8": int8}, 1

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from compressflow import data, export, io, models, recipes, trt
+from compressflow import data, io, trt
 from compressflow.errors import CompressflowError
+from tests.conftest import digits_splits, export_onnx, save_untrained_resnet18
 
 LATENCY = {"input_size": 32, "warmup": 2, "iters": 5}
 TRT = {
@@ -55,20 +56,13 @@ def _evaluate(d, runtime, out, parent=None):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     d = tmp_path_factory.mktemp("trt")
-    torch.manual_seed(0)
-    model = models.build("resnet18", 10).eval()
-    io.save_model(model, recipes.base_recipe("resnet18", 10), d / "model.pt")
-    splits = data.prepare("digits", 16, {"train": 0.6, "calib": 0.1, "val": 0.1, "test": 0.2}, 0)
+    model = save_untrained_resnet18(d)
+    splits = digits_splits()
     for name in ("calib", "val", "test"):
         io.save_tensors(splits[name], d / f"{name}.pt")
     with torch.no_grad():
         io.save_tensors(torch.cat([model(x) for x, _ in data.batches(splits["test"], 256)]), d / "test_logits.pt")
-    export.step_export_onnx(
-        {"model": d / "model.pt", "val": d / "val.pt"},
-        {"onnx": d / "model.onnx", "report": d / "export.json"},
-        {"opset": 18, "dynamic_batch": True, "simplify": True, "parity": {"max_abs_diff": 1e-3, "min_top1_agreement": 0.99}},
-        1,
-    )
+    export_onnx(d)
     return d
 
 
