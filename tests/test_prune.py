@@ -8,9 +8,9 @@ import torch
 import yaml
 
 from compressflow import config as cfg
-from compressflow import data, fusion, io, models, prune, recipes
+from compressflow import fusion, io, models, prune, recipes
 from compressflow.errors import CompressflowError
-from tests.conftest import REPO
+from tests.conftest import REPO, digits_splits
 
 SIZE = 16
 
@@ -124,17 +124,23 @@ def test_bad_l1_amount(amount):
 
 
 def _tiny_splits():
-    splits = data.prepare("digits", SIZE, {"train": 0.6, "calib": 0.1, "val": 0.1, "test": 0.2}, 0)
+    splits = digits_splits(SIZE)
     small = {k: v[:96] if isinstance(v, torch.Tensor) else v for k, v in splits["train"].items()}
     return small, splits["val"]
 
 
-def test_channel_step_writes_stats_and_a_reloadable_model(tmp_path):
+def _step_inputs(tmp_path) -> dict:
+    """train/val splits and an untrained MobileNetV2 parent on disk: the inputs of a pruning step."""
     trainset, val = _tiny_splits()
     io.save_tensors(trainset, tmp_path / "train.pt")
     io.save_tensors(val, tmp_path / "val.pt")
     model, recipe = _model("mobilenet_v2")
     io.save_model(model, recipe, tmp_path / "parent.pt")
+    return {"model": str(tmp_path / "parent.pt"), "train": str(tmp_path / "train.pt"), "val": str(tmp_path / "val.pt")}
+
+
+def test_channel_step_writes_stats_and_a_reloadable_model(tmp_path):
+    inputs = _step_inputs(tmp_path)
     out = {"model": str(tmp_path / "p" / "model.pt"), "stats": str(tmp_path / "p" / "prune_stats.json")}
     params = {
         "knobs": {"ratio": 0.5, "finetune_epochs": 1, "lr": 0.01, "iterative_steps": 1},
@@ -143,9 +149,7 @@ def test_channel_step_writes_stats_and_a_reloadable_model(tmp_path):
         "input_size": SIZE,
         "latency_input": 32,
     }
-    prune.step_prune_channels(
-        {"model": str(tmp_path / "parent.pt"), "train": str(tmp_path / "train.pt"), "val": str(tmp_path / "val.pt")}, out, params, 1
-    )
+    prune.step_prune_channels(inputs, out, params, 1)
     stats = io.read_json(out["stats"])
     assert stats["macs_ratio"] < 0.5 and stats["params_ratio"] < 0.5 and stats["macs_before_latency_input"] > stats["macs_before"]
     assert len(stats["finetune_history"]) == 1
@@ -155,16 +159,10 @@ def test_channel_step_writes_stats_and_a_reloadable_model(tmp_path):
 
 
 def test_l1_step_records_sparsity_and_note(tmp_path):
-    trainset, val = _tiny_splits()
-    io.save_tensors(trainset, tmp_path / "train.pt")
-    io.save_tensors(val, tmp_path / "val.pt")
-    model, recipe = _model("mobilenet_v2")
-    io.save_model(model, recipe, tmp_path / "parent.pt")
+    inputs = _step_inputs(tmp_path)
     out = {"model": str(tmp_path / "l1" / "model.pt"), "sparsity": str(tmp_path / "l1" / "sparsity.json")}
     params = {"knobs": {"amount": 0.6, "finetune_epochs": 1, "lr": 0.01}, "train": {"batch_size": 48}, "seed": 0}
-    prune.step_prune_l1(
-        {"model": str(tmp_path / "parent.pt"), "train": str(tmp_path / "train.pt"), "val": str(tmp_path / "val.pt")}, out, params, 1
-    )
+    prune.step_prune_l1(inputs, out, params, 1)
     stats = io.read_json(out["sparsity"])
     assert "latency does not improve" in stats["note"]
     assert (
