@@ -185,14 +185,26 @@ def latex_table(df: pd.DataFrame, path) -> None:
         tmp.write_text(latex)
 
 
-def pareto_plot(df: pd.DataFrame, png_path, pdf_path) -> None:
-    """Top-1 vs latency per model; marker area = size, the front drawn, the recommended artifact starred."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save_png(fig, png_path, dpi: int = 100) -> None:
+    """PNG bytes depend only on the data: no software tag, fixed dpi."""
+    with io.atomic_path(png_path) as tmp, open(tmp, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None})
+
+
+def pareto_plot(df: pd.DataFrame, png_path, pdf_path) -> None:
+    """Top-1 vs latency per model; marker area = size, the front drawn, the recommended artifact starred."""
     import matplotlib.ticker
 
+    plt = _pyplot()
     data = df[df.latency_ms_p50.notna() & df.top1.notna()]
     models = sorted(data.model.unique())
     fig, axes = plt.subplots(1, max(1, len(models)), figsize=(6 * max(1, len(models)), 4.5), squeeze=False)
@@ -217,8 +229,7 @@ def pareto_plot(df: pd.DataFrame, png_path, pdf_path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    with io.atomic_path(png_path) as tmp, open(tmp, "wb") as f:
-        fig.savefig(f, format="png", dpi=120, metadata={"Software": None})
+    _save_png(fig, png_path, dpi=120)
     with io.atomic_path(pdf_path) as tmp, open(tmp, "wb") as f:
         fig.savefig(f, format="pdf", metadata={"CreationDate": None, "Producer": None, "Creator": None})
     plt.close(fig)
@@ -239,21 +250,6 @@ def _db(value) -> float:
     return SQNR_CAP_DB if math.isinf(v) and v > 0 else v
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save_png(fig, png_path) -> None:
-    """PNG bytes depend only on the data: no software tag, fixed dpi."""
-    with io.atomic_path(png_path) as tmp, open(tmp, "wb") as f:
-        fig.savefig(f, format="png", dpi=100, metadata={"Software": None})
-
-
 def placeholder_plot(png_path, message: str) -> None:
     """A small PNG that says why there is no figure: a report output must always exist."""
     plt = _pyplot()
@@ -264,7 +260,7 @@ def placeholder_plot(png_path, message: str) -> None:
 
 
 def sensitivity_plot(tables: dict, png_path) -> None:
-    """Per model, the logit SQNR with only that layer INT8 (bars) and the resulting val top-1 change (red dots).
+    """Per model, the logit SQNR with only that unit INT8 (bars) and the resulting val top-1 change (red dots).
 
     ``tables``: model -> sensitivity.csv (columns layer, top1, top1_delta, sqnr_db, fp32_top1).
     """
