@@ -459,6 +459,12 @@ def mixed_precision(
     queue = [n for n in rank_layers(sens_rows, layers) if n not in forced]
     trials, best = [], None
 
+    def within(t):
+        return t["val_top1_drop"] <= max_accuracy_drop
+
+    def score(t):  # within budget: fewest FP32 units; otherwise: smallest drop, then fewest units
+        return (0, len(t["fp32_layers"]), 0.0) if within(t) else (1, t["val_top1_drop"], len(t["fp32_layers"]))
+
     def trial_of(fp32, phase):
         nonlocal best
         q = build_static(parent, spec, calib, calib_size, fp32_layers=fp32)
@@ -466,29 +472,23 @@ def mixed_precision(
         trial = {"phase": phase, "fp32_layers": list(fp32), "val_top1": top1, "val_top1_drop": base - top1}
         trials.append(trial)
         print(f"mixed ({phase}): {len(fp32)} FP32 units -> val top1 {top1:.4f} (drop {base - top1:+.4f})", file=sys.stderr)
-        within = trial["val_top1_drop"] <= max_accuracy_drop
         if best is None or score(trial) < score(best[1]):
             best = (q, trial)
-        return within
-
-    def score(t):  # within budget: fewest FP32 units; otherwise: smallest drop, then fewest units
-        if t["val_top1_drop"] <= max_accuracy_drop:
-            return (0, len(t["fp32_layers"]), 0.0)
-        return (1, t["val_top1_drop"], len(t["fp32_layers"]))
+        return within(trial)
 
     # Forward: add units to FP32, most sensitive first, until the budget holds.
     fp32 = list(forced)
     while not trial_of(fp32, "add") and len(queue) > 1:
         fp32.append(queue.pop(0))
     # Backward: give each FP32 unit (last added first) back to INT8 if the budget still holds without it.
-    if best[1]["val_top1_drop"] <= max_accuracy_drop:
+    if within(best[1]):
         fp32 = list(best[1]["fp32_layers"])
         for unit in [n for n in reversed(fp32) if n not in forced][1:]:
             candidate = [n for n in fp32 if n != unit]
             if trial_of(candidate, "remove"):
                 fp32 = candidate
     q, trial = best
-    met = trial["val_top1_drop"] <= max_accuracy_drop
+    met = within(trial)
     info = {
         "budget_met": met,
         "max_accuracy_drop": max_accuracy_drop,
