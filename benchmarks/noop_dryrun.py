@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,8 +21,6 @@ REPO = Path(__file__).resolve().parent.parent
 def slurm_state() -> str:
     """The SLURM executor plugin runs ``scontrol show config`` when Snakemake imports it: with the client
     installed but no controller reachable, every Snakemake start waits about 9 s. Record which case ran."""
-    import shutil
-
     if shutil.which("scontrol") is None:
         return "no slurm client"
     try:
