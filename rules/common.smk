@@ -357,3 +357,15 @@ def benchmark_env(w):
 
 wildcard_constraints:
     model=alternation(MODELS),
+
+
+# --- code digests (Snakefile, after every include) ---
+# A rule's script is a shim over compressflow/, so each rule gets the digest of the library code its
+# script can reach as param `code`; Snakemake's params trigger reruns a job when that code changes.
+def add_code_digests(rules):
+    from compressflow.codedigest import script_digest
+
+    for r in rules:
+        if r.script:
+            script = os.path.join(str(r.basedir), r.script)
+            r.set_params(code=script_digest(script, workflow.basedir))
