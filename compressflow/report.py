@@ -414,6 +414,9 @@ def latex_table(df: pd.DataFrame, path, interval: str | None = None) -> None:
         "speedup_vs_fp32": "Speed-up",
         "faster_than_parent": "Faster",
     }
+    if style != "none":
+        level = f"{100 * df.attrs.get('confidence', STATS['confidence']):g}\\%"
+        cols.update(top1=f"Top-1 ({level} CI)", latency_ms_p50=f"p50 (ms, {level} CI)")
     d = df.reindex(
         columns=[*cols, "top1_lo", "top1_hi", "top1_std", "latency_ms_p50_lo", "latency_ms_p50_hi", "latency_ms_p50_std", "n_seeds"]
     )
