@@ -191,3 +191,12 @@ def test_seed_aggregate_row(tmp_path):
     assert "0.9556 ± 0.0111 (3 seeds)" in md and "## Seeds" in md
     report.latex_table(df, tmp_path / "t.tex")
     assert r"$0.956 \pm 0.011$ (3 seeds)" in (tmp_path / "t.tex").read_text()
+
+
+def test_correct_top1_string():
+    import torch
+
+    from compressflow import evaluate as ev
+
+    logits = torch.tensor([[2.0, 1.0], [0.0, 1.0], [3.0, 0.0]])
+    assert ev.correct_top1(logits, torch.tensor([0, 0, 0])) == "101"
