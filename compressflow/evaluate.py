@@ -107,7 +107,7 @@ def latency_pair(fn_a, fn_b, example: torch.Tensor, *, warmup: int, iters: int) 
 
 def _calls(times) -> list[float]:
     """The timed calls (ms) as recorded in metrics.json: the report bootstraps its p50 interval from them."""
-    return [round(float(t), 6) for t in times]
+    return [float(t) for t in times]
 
 
 def _summary(arr: np.ndarray, batch: int) -> dict:
