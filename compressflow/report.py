@@ -498,8 +498,9 @@ def pareto_plot(df: pd.DataFrame, png_path, pdf_path) -> None:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel(f"latency p50 (ms, batch 1, {int(d.latency_input.max())} px)")
-        ax.set_ylabel(f"top-1 (test), {100 * df.attrs.get('confidence', STATS['confidence']):g}% Wilson interval")
+        level = f"{100 * df.attrs.get('confidence', STATS['confidence']):g}%"
+        ax.set_xlabel(f"latency p50 (ms, batch 1, {int(d.latency_input.max())} px), {level} bootstrap interval")
+        ax.set_ylabel(f"top-1 (test), {level} Wilson interval")
         ax.set_title(model)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
