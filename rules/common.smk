@@ -12,6 +12,7 @@ os.environ.update(
 sys.path.insert(0, workflow.basedir)
 
 from compressflow import config as cfcheck
+from compressflow import repeats
 from compressflow.errors import CompressflowError
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
@@ -25,7 +26,8 @@ except CompressflowError as _exc:
     sys.exit(f"compressflow config error: {_exc}")
 
 MODELS = list(config["models"])
-VARIANTS = config["variants"] or {}
+# A variant with repeats: N adds N - 1 copies named <name>@seed<seed> (compressflow/repeats.py).
+VARIANTS, REPEATS = repeats.expand(config["variants"] or {}, config["seed"])
 ROOT = cfcheck.ROOT_VARIANT
 
 
@@ -58,11 +60,28 @@ def parent_of(variant):
 
 
 def knobs(wildcards):
-    """The variant's technique knobs: everything in its config entry but from/technique/models."""
+    """The variant's technique knobs: everything in its config entry but from/technique/models/repeats."""
     spec = VARIANTS[wildcards.variant]
     return canonical(
-        {k: v for k, v in spec.items() if k not in ("from", "technique", "models")}
+        {
+            k: v
+            for k, v in spec.items()
+            if k not in ("from", "technique", "models", "repeats")
+        }
     )
+
+
+def seed_of(wildcards):
+    """The training seed of a variant: the config seed, or its repeat's own seed."""
+    return REPEATS.get(wildcards.variant, (None, config["seed"]))[1]
+
+
+def repeat_info(variant):
+    """For the report: which repeated variant this artifact is a seed of, and the seed ({} if not repeated)."""
+    if variant not in REPEATS:
+        return {}
+    base, seed = REPEATS[variant]
+    return {"repeat_of": base, "seed": seed}
 
 
 def parent_model(wildcards):
