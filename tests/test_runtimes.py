@@ -8,10 +8,33 @@ from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
 from compressflow.runtimes import onnxruntime as ort_rt
 from compressflow.runtimes import openvino as ov_rt
-from tests.conftest import digits_splits, export_onnx
+from tests.conftest import REPO, digits_splits, export_onnx
 
 LATENCY = {"input_size": 32, "warmup": 1, "iters": 3}
 TIMING = {"threads": 1, "batch_size": 256, "latency": LATENCY}
+RUNTIME_MODULES = {f"compressflow.runtimes.{m}" for m in ("onnx", "onnxruntime", "openvino", "tensorrt")}
+
+
+@pytest.mark.parametrize(
+    "script, reaches",
+    [
+        ("export_onnx", {"onnx"}),
+        ("quantize_onnxruntime", {"onnx", "onnxruntime"}),
+        ("evaluate_onnxruntime", {"onnx", "onnxruntime"}),
+        ("convert_openvino", {"openvino"}),
+        ("quantize_openvino", {"openvino"}),
+        ("evaluate_openvino", {"openvino"}),
+        ("build_trt_engine", {"onnx", "onnxruntime", "tensorrt"}),  # TensorRT's INT8 engine takes ORT's Q/DQ model
+        ("evaluate_tensorrt", {"onnx", "onnxruntime", "tensorrt"}),
+        ("benchmark_artifact", {"onnx", "onnxruntime", "openvino"}),
+    ],
+)
+def test_each_runtime_rule_reaches_only_its_runtimes(script, reaches):
+    """The package imports none of its modules, so a change to one runtime reruns only the rules that use it."""
+    from compressflow import codedigest
+
+    closure = codedigest.closure(REPO / "scripts" / f"{script}.py", codedigest.Library(REPO))
+    assert RUNTIME_MODULES & set(closure) == {f"compressflow.runtimes.{m}" for m in reaches}
 
 
 @pytest.fixture(scope="module")
