@@ -22,43 +22,43 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from compressflow import benchmark, sysinfo
+from compressflow import benchmark, layout, measure, sysinfo
 
 INT8_RUNTIMES = ("onnxruntime-int8", "openvino-int8")
 
 
 def candidates(rows: pd.DataFrame) -> pd.DataFrame:
     """Single-technique INT8 rows of one model: PTQ of fp32 in PyTorch, or fp32 quantized by a runtime."""
-    torch_ptq = (rows.runtime == "pytorch") & (rows.technique == "ptq") & (rows.parent == "fp32")
-    runtime_int8 = (rows.variant == "fp32") & rows.runtime.isin(INT8_RUNTIMES)
+    torch_ptq = (rows.runtime == layout.PYTORCH) & (rows.technique == "ptq") & (rows.parent == layout.ROOT_VARIANT)
+    runtime_int8 = (rows.variant == layout.ROOT_VARIANT) & rows.runtime.isin(INT8_RUNTIMES)
     return rows[torch_ptq | runtime_int8]
 
 
 def measure_model(results: Path, rows: pd.DataFrame, args) -> list[dict]:
     model = rows.model.iloc[0]
-    picks = {("eager_fp32", "fp32", "pytorch")}
+    picks = {("eager_fp32", layout.ROOT_VARIANT, layout.PYTORCH)}
     picks |= {("int8_candidate", r.variant, r.runtime) for r in candidates(rows).itertuples()}
     rec = rows[rows.recommended.astype(str) == "True"]
     picks |= {("recommended", r.variant, r.runtime) for r in rec.itertuples()}
     keys = sorted({(v, r) for _, v, r in picks})
     fns, precision, skipped = {}, {}, []
     for variant, runtime in keys:
-        if runtime not in benchmark.RUNTIMES:
+        if runtime not in layout.CPU_RUNTIMES:
             skipped.append((variant, runtime))
             continue
-        path = benchmark.artifact_path(results, model, variant, runtime)
+        path = layout.artifact(model, variant, runtime, results=str(results))
         fns[(variant, runtime)], precision[(variant, runtime)] = benchmark.load_runner(
             runtime, path, args.threads, ov_precision=args.ov_precision
         )
     for variant, runtime in skipped:
         print(f"{model}: {variant} [{runtime}] is not a CPU runtime; left out", file=sys.stderr)
     example = torch.zeros(1, 3, args.input_size, args.input_size)
-    times = benchmark.time_interleaved(fns, example, warmup=args.warmup, iters=args.iters)
-    stats = {k: benchmark.summary(t, 1) for k, t in times.items()}
+    times = measure.time_alternating(fns, example, warmup=args.warmup, iters=args.iters, desc="turns")
+    stats = {k: measure.summary(t, 1, tail=True) for k, t in times.items()}
     int8 = [(v, r) for role, v, r in picks if role == "int8_candidate" and (v, r) in stats]
     best = min(int8, key=lambda k: stats[k]["latency_ms_p50"]) if int8 else None
     roles = sorted(picks) + ([("best_single_int8", *best)] if best else [])
-    eager = stats[("fp32", "pytorch")]["latency_ms_p50"]
+    eager = stats[(layout.ROOT_VARIANT, layout.PYTORCH)]["latency_ms_p50"]
     cpu = sysinfo.cpu()
     out = []
     for role, variant, runtime in roles:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from compressflow import data, distill, io, prune, sysinfo
+from compressflow import data, distill, io, layout, prune, sysinfo
 from compressflow import evaluate as ev
 
 MBV2 = {"arch": "mobilenet_v2", "arch_kwargs": {"width_mult": 0.5}}
@@ -96,7 +96,7 @@ def pruned_student(results: Path, train_cfg: dict, size: int, work: Path) -> Pat
         out.parent.mkdir(parents=True, exist_ok=True)
         prune.step_prune_channels(
             {
-                "model": str(results / "resnet18/fp32/model.pt"),
+                "model": layout.artifact("resnet18", layout.ROOT_VARIANT, results=str(results)),
                 "train": str(results / "data/train.pt"),
                 "val": str(results / "data/val.pt"),
             },
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
             if key(r) in done:
                 continue
             inputs = {
-                "model": str(results / "resnet18/fp32/model.pt"),
+                "model": layout.artifact("resnet18", layout.ROOT_VARIANT, results=str(results)),
                 "train": str(results / "data/train.pt"),
                 "val": str(results / "data/val.pt"),
             }

@@ -1,14 +1,12 @@
-"""Accuracy, agreement with the parent, size and latency of one artifact."""
+"""Accuracy, agreement with the parent, size and latency of one artifact (timing itself is :mod:`.measure`)."""
 
 from __future__ import annotations
 
-import os
-import time
-
-import numpy as np
 import torch
 
-from compressflow import data, models, sysinfo
+from compressflow import data, layout, measure, models, sysinfo
+
+__all__ = ["predict", "topk", "agreement", "per_class_top1", "metrics", "evaluate"]
 
 
 @torch.no_grad()
@@ -44,78 +42,51 @@ def per_class_top1(logits: torch.Tensor, y: torch.Tensor, classes) -> dict:
     return {str(c): (pred[y == i] == i).float().mean().item() for i, c in enumerate(classes) if (y == i).any()}
 
 
-@torch.no_grad()
-def latency(fn, example: torch.Tensor, *, warmup: int, iters: int) -> dict:
-    """Wall-clock latency of ``fn(example)`` in ms: p50/p90 over ``iters`` timed calls."""
-    for _ in range(warmup):
-        fn(example)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn(example)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {**_summary(np.asarray(times), example.shape[0]), "latency_ms_calls": _calls(times)}
-
-
-#: Timed calls per turn when several callables alternate, and the untimed time each later turn runs first.
-#: Alternating every single call distorts results on few cores: one runtime's worker threads keep
-#: spinning (OpenMP/TBB wait policies) while the next one runs. Measured on 2 cores, ResNet18 at 224²:
-#: eager FP32 25.6 ms alternating per call vs 14.4 ms in blocks; OpenVINO INT8 3.6 ms in blocks of 10
-#: with 2 warm-up calls vs 2.2 ms in blocks of 50 after 50 ms of untimed calls (2.2 ms alone too).
-BLOCK = 25
-SETTLE_S = 0.05
-
-
-def time_alternating(
-    fns: dict, example: torch.Tensor, *, warmup: int, iters: int, block: int = BLOCK, settle_s: float = SETTLE_S, progress=None
+def metrics(
+    runtime: str,
+    logits: torch.Tensor,
+    test: dict,
+    *,
+    own_fn,
+    parent_fn,
+    size_mb: float,
+    params: int,
+    threads: int,
+    latency: dict,
+    parent_logits: torch.Tensor | None,
 ) -> dict:
-    """Per-call times (ms) of several callables that take turns in blocks of ``block`` calls.
+    """The metrics row of one artifact in any runtime; every evaluate rule writes these keys.
 
-    The first turn starts with ``warmup`` untimed calls, each later one with untimed calls for at
-    least ``settle_s`` seconds (and at least one call), so the previous runtime's threads have gone
-    quiet and this one's are awake; turns rotate until every callable has ``iters`` timed calls, so
-    slow drift of the machine hits all alike.
+    ``latency`` is the config's section (``input_size``, ``warmup``, ``iters``). With a parent
+    callable, both are timed in the same process in alternating blocks, so ``speedup_vs_parent``
+    compares like with like on whatever machine runs the job.
     """
-    names = list(fns)
-    times = {name: [] for name in names}
-    turns = range(-(-iters // block)) if progress is None else progress(-(-iters // block))
-    for turn in turns:
-        for name in names:
-            fn = fns[name]
-            if turn == 0:
-                for _ in range(warmup):
-                    fn(example)
-            else:
-                start = time.perf_counter()
-                fn(example)
-                while time.perf_counter() - start < settle_s:
-                    fn(example)
-            for _ in range(min(block, iters - len(times[name]))):
-                t0 = time.perf_counter()
-                fn(example)
-                times[name].append((time.perf_counter() - t0) * 1e3)
-    return times
-
-
-@torch.no_grad()
-def latency_pair(fn_a, fn_b, example: torch.Tensor, *, warmup: int, iters: int) -> tuple[dict, dict]:
-    """Latency of two callables measured in alternating blocks (:func:`time_alternating`)."""
-    times = time_alternating({"a": fn_a, "b": fn_b}, example, warmup=warmup, iters=iters)
-    own = {**_summary(np.asarray(times["a"]), example.shape[0]), "latency_ms_calls": _calls(times["a"])}
-    return own, _summary(np.asarray(times["b"]), example.shape[0])
-
-
-def _calls(times) -> list[float]:
-    """The timed calls (ms) as recorded in metrics.json: the report bootstraps its p50 interval from them."""
-    return [float(t) for t in times]
-
-
-def _summary(arr: np.ndarray, batch: int) -> dict:
-    return {
-        "latency_ms_p50": float(np.percentile(arr, 50)),
-        "latency_ms_p90": float(np.percentile(arr, 90)),
-        "throughput_ips": float(batch * 1e3 / np.median(arr)),
+    y = test["y"]
+    row = {
+        "runtime": runtime,
+        "top1": topk(logits, y, 1),
+        "top5": topk(logits, y, 5),
+        "n_test": int(len(y)),
+        "params": int(params),
+        "size_mb": size_mb,
+        "per_class_top1": per_class_top1(logits, y, test["classes"]),
+        "correct_top1": correct_top1(logits, y),
+        "threads": threads,
+        "latency_input": latency["input_size"],
+        "latency_batch": 1,
+        **sysinfo.cpu(),
     }
+    if parent_logits is not None:
+        row.update(agreement(logits, parent_logits))
+    example = torch.zeros(1, 3, latency["input_size"], latency["input_size"])
+    if parent_fn is None:
+        row.update(measure.latency(own_fn, example, warmup=latency["warmup"], iters=latency["iters"]))
+    else:
+        own, theirs = measure.latency_pair(own_fn, parent_fn, example, warmup=latency["warmup"], iters=latency["iters"])
+        row.update(own)
+        row["parent_latency_ms_p50"] = theirs["latency_ms_p50"]
+        row["speedup_vs_parent"] = theirs["latency_ms_p50"] / own["latency_ms_p50"]
+    return row
 
 
 def evaluate(
@@ -131,36 +102,19 @@ def evaluate(
     parent: torch.nn.Module | None = None,
     parent_logits: torch.Tensor | None = None,
 ) -> tuple[dict, torch.Tensor]:
-    """All metrics of one PyTorch artifact; returns (metrics, test logits).
-
-    The parent is timed in the same process, interleaved with the artifact, so
-    ``speedup_vs_parent`` compares like with like on whatever machine runs the job.
-    """
+    """All metrics of one PyTorch artifact (:func:`metrics`); returns (metrics, test logits)."""
     torch.set_num_threads(threads)
     logits = predict(model, test, batch_size)
-    y = test["y"]
-    metrics = {
-        "runtime": "pytorch",
-        "top1": topk(logits, y, 1),
-        "top5": topk(logits, y, 5),
-        "n_test": int(len(y)),
-        "params": int(models.count_params(model)),
-        "size_mb": os.path.getsize(model_path) / 2**20,
-        "per_class_top1": per_class_top1(logits, y, test["classes"]),
-        "correct_top1": correct_top1(logits, y),
-        "threads": threads,
-        "latency_input": latency_input,
-        "latency_batch": 1,
-        **sysinfo.cpu(),
-    }
-    if parent_logits is not None:
-        metrics.update(agreement(logits, parent_logits))
-    example = torch.zeros(1, 3, latency_input, latency_input)
-    if parent is None:
-        metrics.update(latency(model, example, warmup=warmup, iters=iters))
-    else:
-        own, theirs = latency_pair(model, parent, example, warmup=warmup, iters=iters)
-        metrics.update(own)
-        metrics["parent_latency_ms_p50"] = theirs["latency_ms_p50"]
-        metrics["speedup_vs_parent"] = theirs["latency_ms_p50"] / own["latency_ms_p50"]
-    return metrics, logits
+    row = metrics(
+        layout.PYTORCH,
+        logits,
+        test,
+        own_fn=model,
+        parent_fn=parent,
+        size_mb=measure.size_mb(model_path),
+        params=models.count_params(model),
+        threads=threads,
+        latency={"input_size": latency_input, "warmup": warmup, "iters": iters},
+        parent_logits=parent_logits,
+    )
+    return row, logits

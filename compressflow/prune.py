@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as tprune
 
-from compressflow import data, io, recipes, train
+from compressflow import data, io, measure, models, recipes, train
 from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
 
@@ -177,14 +177,8 @@ def rebuild(model: nn.Module, transform: dict) -> nn.Module:
 
 
 def count_macs_params(model: nn.Module, size: int) -> dict:
-    import torch_pruning as tp
-
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        macs, params = tp.utils.count_ops_and_params(model, torch.zeros(1, 3, size, size))
-    model.train(was_training)
-    return {"macs": int(macs), "params": int(params)}
+    """MACs per image at ``size`` px and parameters, counted as the benchmark counts them (:func:`measure.count_macs`)."""
+    return {"macs": measure.count_macs(model, torch.zeros(1, 3, size, size)), "params": models.count_params(model)}
 
 
 def prune_channels(

@@ -1,4 +1,4 @@
-from compressflow import trt
+from compressflow.runtimes import tensorrt
 from compressflow.smk import run
 
-run(snakemake, trt.step_build_trt_engine)  # noqa: F821 (injected by Snakemake)
+run(snakemake, tensorrt.step_build_trt_engine)  # noqa: F821 (injected by Snakemake)

@@ -1,4 +1,4 @@
-from compressflow import runtimes
+from compressflow.runtimes import openvino
 from compressflow.smk import run
 
-run(snakemake, runtimes.step_evaluate_openvino)  # noqa: F821 (injected by Snakemake)
+run(snakemake, openvino.step_evaluate_openvino)  # noqa: F821 (injected by Snakemake)

@@ -1,4 +1,4 @@
-from compressflow import export
+from compressflow.runtimes import onnx
 from compressflow.smk import run
 
-run(snakemake, export.step_export_onnx)  # noqa: F821 (injected by Snakemake)
+run(snakemake, onnx.step_export_onnx)  # noqa: F821 (injected by Snakemake)

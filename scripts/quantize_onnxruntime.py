@@ -1,4 +1,4 @@
-from compressflow import runtimes
+from compressflow.runtimes import onnxruntime
 from compressflow.smk import run
 
-run(snakemake, runtimes.step_quantize_onnxruntime)  # noqa: F821 (injected by Snakemake)
+run(snakemake, onnxruntime.step_quantize_onnxruntime)  # noqa: F821 (injected by Snakemake)

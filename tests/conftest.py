@@ -92,12 +92,12 @@ def save_untrained_resnet18(d):
 
 def export_onnx(d, out=None, **params):
     """The export_onnx step on ``d/model.pt`` and ``d/val.pt``, writing ``out/model.onnx`` and ``out/export.json``."""
-    from compressflow import export
+    from compressflow.runtimes import onnx
 
     out = out or d
     outputs = {"onnx": out / "model.onnx", "report": out / "export.json"}
     p = {"opset": 18, "dynamic_batch": True, "simplify": True, "parity": PARITY, **params}
-    export.step_export_onnx({"model": d / "model.pt", "val": d / "val.pt"}, outputs, p, 1)
+    onnx.step_export_onnx({"model": d / "model.pt", "val": d / "val.pt"}, outputs, p, 1)
     return outputs
 
 

@@ -5,8 +5,9 @@ import torch
 import yaml
 
 from compressflow import config as cfg
-from compressflow import export, io
+from compressflow import io
 from compressflow.errors import CompressflowError
+from compressflow.runtimes import onnx as onnx_export
 from tests.conftest import PARITY, REPO, digits_splits, export_onnx, save_untrained_resnet18
 
 
@@ -37,9 +38,9 @@ def test_export_checks_simplifies_and_matches(model_and_val, tmp_path):
     assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))  # batch, height, width dynamic
     model, _ = io.load_model(model_and_val / "model.pt")
     x = torch.randn(3, 3, 32, 32)  # another batch and size than the export example
-    sess = export.session(out["onnx"])
+    sess = onnx_export.session(out["onnx"])
     with torch.no_grad():
-        assert (export.run_onnx(sess, x) - model(x)).abs().max() < 1e-3
+        assert (onnx_export.run_onnx(sess, x) - model(x)).abs().max() < 1e-3
 
 
 @pytest.mark.parametrize("opset", [17, 99])

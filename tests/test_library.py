@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from compressflow import config as cfg
-from compressflow import data, evaluate, fusion, io, models, provenance, recipes, report, train
+from compressflow import data, evaluate, fusion, io, measure, models, provenance, recipes, report, train
 from compressflow.errors import CompressflowError
 from tests.conftest import REPO, tiny_model
 
@@ -199,7 +199,7 @@ def test_metrics_helpers():
     assert evaluate.topk(logits, y, 5) == 1.0
     agree = evaluate.agreement(logits, logits + 0.5)
     assert agree["top1_agreement_vs_parent"] == 1.0 and agree["max_abs_diff_vs_parent"] == pytest.approx(0.5)
-    lat = evaluate.latency(lambda t: t * 2, torch.ones(1, 3), warmup=1, iters=5)
+    lat = measure.latency(lambda t: t * 2, torch.ones(1, 3), warmup=1, iters=5)
     assert 0 < lat["latency_ms_p50"] <= lat["latency_ms_p90"]
 
 

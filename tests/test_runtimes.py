@@ -3,13 +3,38 @@
 import pytest
 import torch
 
-from compressflow import data, io, models, recipes, runtimes, train
+from compressflow import data, io, models, recipes, train
 from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
-from tests.conftest import digits_splits, export_onnx
+from compressflow.runtimes import onnxruntime as ort_rt
+from compressflow.runtimes import openvino as ov_rt
+from tests.conftest import REPO, digits_splits, export_onnx
 
 LATENCY = {"input_size": 32, "warmup": 1, "iters": 3}
 TIMING = {"threads": 1, "batch_size": 256, "latency": LATENCY}
+RUNTIME_MODULES = {f"compressflow.runtimes.{m}" for m in ("onnx", "onnxruntime", "openvino", "tensorrt")}
+
+
+@pytest.mark.parametrize(
+    "script, reaches",
+    [
+        ("export_onnx", {"onnx"}),
+        ("quantize_onnxruntime", {"onnx", "onnxruntime"}),
+        ("evaluate_onnxruntime", {"onnx", "onnxruntime"}),
+        ("convert_openvino", {"openvino"}),
+        ("quantize_openvino", {"openvino"}),
+        ("evaluate_openvino", {"openvino"}),
+        ("build_trt_engine", {"onnx", "onnxruntime", "tensorrt"}),  # TensorRT's INT8 engine takes ORT's Q/DQ model
+        ("evaluate_tensorrt", {"onnx", "onnxruntime", "tensorrt"}),
+        ("benchmark_artifact", {"onnx", "onnxruntime", "openvino"}),
+    ],
+)
+def test_each_runtime_rule_reaches_only_its_runtimes(script, reaches):
+    """The package imports none of its modules, so a change to one runtime reruns only the rules that use it."""
+    from compressflow import codedigest
+
+    closure = codedigest.closure(REPO / "scripts" / f"{script}.py", codedigest.Library(REPO))
+    assert RUNTIME_MODULES & set(closure) == {f"compressflow.runtimes.{m}" for m in reaches}
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +54,12 @@ def deployed(tmp_path_factory):
     io.save_tensors(logits, d / "test_logits.pt")
     export_onnx(d)
     int8 = {"calibrate_method": "MinMax", "per_channel": True, "activation_type": "QUInt8", "reduce_range": "auto"}
-    runtimes.step_quantize_onnxruntime(
+    ort_rt.step_quantize_onnxruntime(
         {"onnx": d / "model.onnx", "calib": d / "calib.pt"}, {"onnx": d / "int8.onnx", "report": d / "ort_q.json"}, {"int8": int8}, 1
     )
-    runtimes.step_convert_openvino({"onnx": d / "model.onnx"}, {"xml": d / "ov" / "model.xml"}, {}, 1)
+    ov_rt.step_convert_openvino({"onnx": d / "model.onnx"}, {"xml": d / "ov" / "model.xml"}, {}, 1)
     q = {"preset": "performance", "ignored_scope": [], "accuracy_control": False, "max_drop": 0.01}
-    runtimes.step_quantize_openvino(
+    ov_rt.step_quantize_openvino(
         {"xml": d / "ov" / "model.xml", "calib": d / "calib.pt", "val": d / "val.pt"},
         {"xml": d / "ov8" / "model.xml", "report": d / "ov_q.json"},
         {"int8": q},
@@ -61,7 +86,7 @@ def _check_row(m, torch_metrics, runtime, parent_runtime, min_agreement):
 def test_onnxruntime_fp32_row(deployed, tmp_path):
     d, tm = deployed
     assert tm["top1"] > 0.5  # the fixture model learned something, so agreement means something
-    runtimes.step_evaluate_onnxruntime(
+    ort_rt.step_evaluate_onnxruntime(
         dict(_common(d), onnx=d / "model.onnx"), {"metrics": tmp_path / "m.json"}, dict(TIMING, runtime="onnxruntime"), 1
     )
     m = io.read_json(tmp_path / "m.json")
@@ -76,9 +101,9 @@ def test_onnxruntime_int8_is_qdq_smaller_and_close(deployed, tmp_path):
     ops = {n.op_type for n in onnx.load(str(d / "int8.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     q = io.read_json(d / "ort_q.json")
-    assert q["reduce_range"] == (not runtimes.has_vnni()) and q["activation_type"] == "QUInt8"
+    assert q["reduce_range"] == (not ort_rt.has_vnni()) and q["activation_type"] == "QUInt8"
     inputs = dict(_common(d), onnx=d / "int8.onnx", parent_onnx=d / "model.onnx", quant_report=d / "ort_q.json")
-    runtimes.step_evaluate_onnxruntime(inputs, {"metrics": tmp_path / "m.json"}, dict(TIMING, runtime="onnxruntime-int8"), 1)
+    ort_rt.step_evaluate_onnxruntime(inputs, {"metrics": tmp_path / "m.json"}, dict(TIMING, runtime="onnxruntime-int8"), 1)
     m = io.read_json(tmp_path / "m.json")
     _check_row(m, tm, "onnxruntime-int8", "onnxruntime", 0.95)
     assert m["size_mb"] < 0.3 * (d / "model.onnx").stat().st_size / 2**20
@@ -86,19 +111,19 @@ def test_onnxruntime_int8_is_qdq_smaller_and_close(deployed, tmp_path):
 
 
 def test_reduce_range_follows_vnni():
-    assert runtimes.has_vnni("avx2 fma avx512_vnni") and runtimes.has_vnni("amx_int8")
-    assert not runtimes.has_vnni("avx2 fma avx512f")
+    assert ort_rt.has_vnni("avx2 fma avx512_vnni") and ort_rt.has_vnni("amx_int8")
+    assert not ort_rt.has_vnni("avx2 fma avx512f")
 
 
 def test_bad_quantizer_knob_is_one_line(deployed, tmp_path):
     d, _ = deployed
     with pytest.raises(CompressflowError, match="calibrate_method 'KL' is unknown; fix: use MinMax, Entropy or Percentile"):
-        runtimes.quantize_ort(d / "model.onnx", tmp_path / "q.onnx", data.load_split(d / "calib.pt"), calibrate_method="KL")
+        ort_rt.quantize(d / "model.onnx", tmp_path / "q.onnx", data.load_split(d / "calib.pt"), calibrate_method="KL")
 
 
 def test_openvino_fp32_records_precision_actually_used(deployed, tmp_path):
     d, tm = deployed
-    runtimes.step_evaluate_openvino(
+    ov_rt.step_evaluate_openvino(
         dict(_common(d), model=d / "ov" / "model.xml"),
         {"metrics": tmp_path / "m.json"},
         dict(TIMING, runtime="openvino", precision="f32"),
@@ -116,7 +141,7 @@ def test_openvino_fp32_records_precision_actually_used(deployed, tmp_path):
 def test_openvino_int8_rows(deployed, tmp_path, runtime):
     d, tm = deployed
     model = d / "ov8" / "model.xml" if runtime == "openvino-int8" else d / "int8.onnx"
-    runtimes.step_evaluate_openvino(
+    ov_rt.step_evaluate_openvino(
         dict(_common(d), model=model, parent_ir=d / "ov" / "model.xml"),
         {"metrics": tmp_path / "m.json"},
         dict(TIMING, runtime=runtime, precision="f32"),
@@ -133,7 +158,7 @@ def test_openvino_int8_rows(deployed, tmp_path, runtime):
 def test_unknown_ignored_scope_is_one_line(deployed, tmp_path):
     d, _ = deployed
     with pytest.raises(CompressflowError, match=r"NNCF refused .*no_such_node.*; fix: fix deploy.openvino.int8"):
-        runtimes.quantize_openvino(
+        ov_rt.quantize(
             d / "ov" / "model.xml",
             tmp_path / "q.xml",
             data.load_split(d / "calib.pt"),

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from compressflow import data, io, trt
+from compressflow import data, io
 from compressflow.errors import CompressflowError
+from compressflow.runtimes import tensorrt as trt
 from tests.conftest import digits_splits, export_onnx, save_untrained_resnet18
 
 LATENCY = {"input_size": 32, "warmup": 2, "iters": 5}

@@ -18,9 +18,24 @@ from pathlib import Path
 
 import torch
 
-from compressflow import data, io, models, runtimes, sysinfo
+from compressflow import data, io, measure, models, sysinfo
 from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
+from compressflow.runtimes import onnxruntime, pytorch
+
+__all__ = [
+    "PRECISIONS",
+    "NULL_METRICS",
+    "unavailable",
+    "version",
+    "has_implicit_calibrator",
+    "build",
+    "Engine",
+    "predict",
+    "skipped_metrics",
+    "step_build_trt_engine",
+    "step_evaluate_tensorrt",
+]
 
 PRECISIONS = ("fp16", "int8", "int8-calib")
 NULL_METRICS = (
@@ -281,7 +296,7 @@ def step_build_trt_engine(inputs, outputs, params, threads):
     onnx_path = inputs["onnx"]
     if precision == "int8":
         # TensorRT takes signed, symmetric Q/DQ only; this model is built for it (and is useful without a GPU too).
-        qinfo = runtimes.quantize_ort(
+        qinfo = onnxruntime.quantize(
             inputs["onnx"],
             outputs["qdq_onnx"],
             data.load_split(inputs["calib"]),
@@ -332,8 +347,7 @@ def step_evaluate_tensorrt(inputs, outputs, params, threads):
         return
     torch.set_num_threads(params["threads"])
     test = data.load_split(inputs["test"])
-    torch_model, _ = io.load_model(inputs["torch_model"])
-    torch_logits = io.load_tensors(inputs["torch_logits"], "PyTorch test logits")
+    torch_model, torch_logits = pytorch.reference(inputs)
     engine = Engine(inputs["engine"])
     logits = predict(engine, test, min(params["batch_size"], params["tensorrt"]["max_batch"]))
     x = torch.zeros(1, 3, lat["input_size"], lat["input_size"], device="cuda")
@@ -347,21 +361,21 @@ def step_evaluate_tensorrt(inputs, outputs, params, threads):
                 return gpu_model(x)
 
         parent_runtime = "pytorch-cuda"
-    metrics = runtimes.measure(
+    metrics = ev.metrics(
         runtime,
         logits,
         test,
         own_fn=_timed_on_gpu(engine, x),
         parent_fn=_timed_on_gpu(parent, x),
-        size=runtimes.size_mb(inputs["engine"]),
+        size_mb=measure.size_mb(inputs["engine"]),
         params=models.count_params(torch_model),
         threads=params["threads"],
         latency=lat,
-        torch_logits=torch_logits,
+        parent_logits=torch_logits,
     )
     opt = params["tensorrt"]["opt_batch"]
     xb = torch.zeros(opt, 3, lat["input_size"], lat["input_size"], device="cuda")
-    metrics["throughput_ips_opt_batch"] = ev.latency(_timed_on_gpu(engine, xb), xb, warmup=lat["warmup"], iters=lat["iters"])[
+    metrics["throughput_ips_opt_batch"] = measure.latency(_timed_on_gpu(engine, xb), xb, warmup=lat["warmup"], iters=lat["iters"])[
         "throughput_ips"
     ]
     metrics.update(

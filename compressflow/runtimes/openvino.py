@@ -1,0 +1,239 @@
+"""OpenVINO on CPU: the FP32 IR of the exported file, NNCF INT8, and rows that say which precision ran.
+
+FP32 rows race the PyTorch artifact; INT8 rows (NNCF's IR, or the ONNX Runtime QDQ file compiled by
+OpenVINO for ``openvino-qdq``) race the FP32 IR. The CPU plugin may compute in bf16 by default, so
+each row records the precision it timed and both hints' latencies.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compressflow import data, io, layout, measure, models
+from compressflow import evaluate as ev
+from compressflow.errors import CompressflowError
+from compressflow.runtimes import pytorch
+
+__all__ = [
+    "convert",
+    "save_ir",
+    "compile_model",
+    "precision_of",
+    "runner",
+    "predict",
+    "quantize",
+    "step_convert_openvino",
+    "step_quantize_openvino",
+    "step_evaluate_openvino",
+]
+
+
+def convert(onnx_path, xml_path) -> dict:
+    """FP32 IR: FP32 weights on disk (save_model would halve them to FP16 by default)."""
+    import openvino as ov
+
+    model = ov.convert_model(str(onnx_path))
+    Path(xml_path).parent.mkdir(parents=True, exist_ok=True)
+    save_ir(model, xml_path)
+    return {"openvino": ov.__version__, "compress_to_fp16": False}
+
+
+def save_ir(model, xml_path) -> None:
+    """ov.save_model into a private temporary folder, then rename .bin and .xml into place (atomic per file)."""
+    import shutil
+    import tempfile
+
+    import openvino as ov
+
+    xml_path = Path(xml_path)
+    xml_path.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{xml_path.stem}.", suffix=".tmp", dir=xml_path.parent))
+    try:
+        ov.save_model(model, str(tmpdir / xml_path.name), compress_to_fp16=False)
+        os.replace(tmpdir / xml_path.with_suffix(".bin").name, xml_path.with_suffix(".bin"))
+        os.replace(tmpdir / xml_path.name, xml_path)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def compile_model(path, threads: int, precision: str = "auto"):
+    """Compile for CPU; ``precision`` 'f32' pins INFERENCE_PRECISION_HINT, 'auto' keeps the plugin's choice."""
+    import openvino as ov
+
+    core = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    if precision == "f32":
+        config["INFERENCE_PRECISION_HINT"] = "f32"
+    elif precision != "auto":
+        raise CompressflowError(f"openvino inference_precision '{precision}' is unknown", "use f32 or auto")
+    return core.compile_model(core.read_model(str(path)), "CPU", config)
+
+
+def precision_of(compiled) -> str:
+    """The element type the CPU plugin actually computes in (e.g. f32 or bf16)."""
+    value = compiled.get_property("INFERENCE_PRECISION_HINT")
+    return getattr(value, "get_type_name", lambda: str(value))()
+
+
+def runner(compiled):
+    request = compiled.create_infer_request()
+
+    def run(x):
+        return request.infer({0: x.numpy()})
+
+    return run
+
+
+def predict(compiled, split: dict, batch_size: int) -> torch.Tensor:
+    request = compiled.create_infer_request()
+    outs = []
+    for x, _ in data.batches(split, batch_size):
+        request.infer({0: x.numpy()})
+        outs.append(torch.from_numpy(np.array(request.get_output_tensor(0).data)))
+    return torch.cat(outs)
+
+
+def quantize(
+    xml_path,
+    dst_xml,
+    calib: dict,
+    val: dict,
+    *,
+    preset: str = "performance",
+    ignored_scope=(),
+    accuracy_control: bool = False,
+    max_drop: float = 0.01,
+) -> dict:
+    """NNCF post-training INT8 of the FP32 IR; with accuracy control, layers go back to FP32 until val top-1 is within max_drop."""
+    import nncf
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(xml_path))
+    calib_ds = nncf.Dataset([x.numpy() for x, _ in data.batches(calib, 1)])
+    scope = nncf.IgnoredScope(names=list(ignored_scope)) if ignored_scope else None
+    kwargs = {
+        "preset": {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}[preset],
+        "subset_size": int(len(calib["y"])),
+    }
+    if scope is not None:
+        kwargs["ignored_scope"] = scope
+    try:
+        if accuracy_control:
+            val_items = [(x.numpy(), y.numpy()) for x, y in data.batches(val, 1)]
+
+            def validate(compiled, items) -> float:
+                request = compiled.create_infer_request()
+                hits = 0
+                for x, y in items:
+                    request.infer({0: x})
+                    hits += int(np.argmax(request.get_output_tensor(0).data, 1)[0] == y[0])
+                return hits / max(len(val_items), 1)
+
+            qmodel = nncf.quantize_with_accuracy_control(
+                model,
+                calib_ds,
+                nncf.Dataset(val_items, lambda item: item[0]),
+                validation_fn=validate,
+                max_drop=max_drop,
+                drop_type=nncf.DropType.ABSOLUTE,
+                **kwargs,
+            )
+        else:
+            qmodel = nncf.quantize(model, calib_ds, **kwargs)
+    except nncf.ValidationError as exc:
+        raise CompressflowError(
+            f"NNCF refused the OpenVINO INT8 settings ({' '.join(str(exc).split())[:200]})",
+            "fix deploy.openvino.int8 (ignored_scope names must exist in the IR)",
+        ) from exc
+    Path(dst_xml).parent.mkdir(parents=True, exist_ok=True)
+    save_ir(qmodel, dst_xml)
+    fq = sum(1 for op in qmodel.get_ops() if op.get_type_name() == "FakeQuantize")
+    return {
+        "nncf": nncf.__version__,
+        "preset": preset,
+        "ignored_scope": list(ignored_scope),
+        "accuracy_control": accuracy_control,
+        "max_drop": max_drop,
+        "fake_quantize_ops": fq,
+        "n_calib": int(len(calib["y"])),
+    }
+
+
+# --- workflow steps ----------------------------------------------------------------------------------------------------
+
+
+def step_convert_openvino(inputs, outputs, params, threads):
+    info = convert(inputs["onnx"], outputs["xml"])
+    print(f"OpenVINO IR: {info}", file=sys.stderr)
+
+
+def step_quantize_openvino(inputs, outputs, params, threads):
+    q = params["int8"]
+    info = quantize(
+        inputs["xml"],
+        outputs["xml"],
+        data.load_split(inputs["calib"]),
+        data.load_split(inputs["val"]),
+        preset=q["preset"],
+        ignored_scope=q.get("ignored_scope", []),
+        accuracy_control=q["accuracy_control"],
+        max_drop=q["max_drop"],
+    )
+    print(f"NNCF INT8: {info}", file=sys.stderr)
+    io.write_json(info, outputs["report"])
+
+
+def step_evaluate_openvino(inputs, outputs, params, threads):
+    """Times the precision the config asks for, and records both hints so no row claims FP32 that ran bf16."""
+    torch.set_num_threads(params["threads"])
+    th = params["threads"]
+    test = data.load_split(inputs["test"])
+    torch_model, torch_logits = pytorch.reference(inputs)
+    path = inputs["model"]
+    chosen = params["precision"]
+    compiled = {p: compile_model(path, th, p) for p in ("auto", "f32")}
+    logits = predict(compiled[chosen], test, params["batch_size"])
+    if inputs.get("parent_ir"):
+        parent_fn, parent_runtime = runner(compile_model(inputs["parent_ir"], th, chosen)), "openvino"
+    else:
+        parent_fn, parent_runtime = pytorch.runner(torch_model, th), layout.PYTORCH
+    files = [path] + ([layout.weights_of(path)] if str(path).endswith(".xml") else [])
+    metrics = ev.metrics(
+        params["runtime"],
+        logits,
+        test,
+        own_fn=runner(compiled[chosen]),
+        parent_fn=parent_fn,
+        size_mb=measure.size_mb(*files),
+        params=models.count_params(torch_model),
+        threads=th,
+        latency=params["latency"],
+        parent_logits=torch_logits,
+    )
+    lat = params["latency"]
+    example = torch.zeros(1, 3, lat["input_size"], lat["input_size"])
+    auto, f32 = measure.latency_pair(runner(compiled["auto"]), runner(compiled["f32"]), example, warmup=lat["warmup"], iters=lat["iters"])
+    int8 = "int8+" if params["runtime"] != "openvino" else ""
+    metrics.update(
+        parent_runtime=parent_runtime,
+        inference_precision_setting=chosen,
+        precision=int8 + precision_of(compiled[chosen]),
+        precision_default_hint=precision_of(compiled["auto"]),
+        latency_ms_p50_default_hint=auto["latency_ms_p50"],
+        precision_f32_hint=precision_of(compiled["f32"]),
+        latency_ms_p50_f32_hint=f32["latency_ms_p50"],
+    )
+    if inputs.get("quant_report"):
+        metrics["quantization"] = io.read_json(inputs["quant_report"])
+    print(
+        f"{params['runtime']}: top1 {metrics['top1']:.4f}, p50 {metrics['latency_ms_p50']:.2f} ms ({metrics['precision']}), "
+        f"default hint {metrics['precision_default_hint']} {auto['latency_ms_p50']:.2f} ms, f32 hint {f32['latency_ms_p50']:.2f} ms",
+        file=sys.stderr,
+    )
+    io.write_json(metrics, outputs["metrics"])
