@@ -1,13 +1,13 @@
 """Does knowledge distillation beat the same student trained without it? A small seeded sweep.
 
-Every run goes through the workflow's own step, ``compressflow.distill.step_distill`` (which uses
+Every run goes through the workflow's own step, ``compressflow.steps.distill`` (which uses
 ``distill.student_model``, ``distill.make_loss`` and ``train.fit``), on the run's data splits, with the
 ResNet18 fp32 model as teacher and the teacher's ``models.resnet18.train`` batch size / weight decay.
 Each KD setting has a no-KD twin (alpha 0: same student, epochs, lr, seed, so the same init and batch
 order). Students:
 
   * ``mbv2w05`` / ``mbv2w035``: a fresh MobileNetV2 of width 0.5 / 0.35 (``student: {arch: ...}``);
-  * ``prune70``: ResNet18 channel-pruned 70% by ``prune.step_prune_channels`` with ``finetune_epochs: 0``
+  * ``prune70``: ResNet18 channel-pruned 70% by ``compressflow.steps.prune_channels`` with ``finetune_epochs: 0``
     (``student_from:`` such a variant), i.e. KD fine-tuning of the raw pruned weights.
 
 Selection is on validation top-1 only (mean over seeds of the paired KD - no-KD difference); test top-1
@@ -31,8 +31,10 @@ from pathlib import Path
 
 import torch
 
-from compressflow import data, distill, io, layout, prune, sysinfo
+from compressflow import data, io, layout, sysinfo
 from compressflow import evaluate as ev
+from compressflow.steps.distill import distill as distill_step
+from compressflow.steps.prune_channels import prune_channels as prune_channels_step
 
 MBV2 = {"arch": "mobilenet_v2", "arch_kwargs": {"width_mult": 0.5}}
 MBV2_035 = {"arch": "mobilenet_v2", "arch_kwargs": {"width_mult": 0.35}}
@@ -94,7 +96,7 @@ def pruned_student(results: Path, train_cfg: dict, size: int, work: Path) -> Pat
     out = work / "prune70" / "model.pt"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
-        prune.step_prune_channels(
+        prune_channels_step(
             {
                 "model": layout.artifact("resnet18", layout.ROOT_VARIANT, results=str(results)),
                 "train": str(results / "data/train.pt"),
@@ -175,7 +177,7 @@ def main(argv=None) -> int:
                 knobs["student"] = MBV2 if r["student"] == "mbv2w05" else MBV2_035
             outputs = {"model": str(work / "model.pt"), "stats": str(work / "distill.json")}
             t0 = time.perf_counter()
-            distill.step_distill(inputs, outputs, {"knobs": knobs, "train": train_cfg, "seed": r["seed"]}, 1)
+            distill_step(inputs, outputs, {"knobs": knobs, "train": train_cfg, "seed": r["seed"]}, 1)
             wall = time.perf_counter() - t0
             stats = json.loads((work / "distill.json").read_text())
             model, _ = io.load_model(work / "model.pt")

@@ -9,7 +9,6 @@ ran and the library versions. ``benchmarks/composition.py`` reuses it to time ar
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import torch
 
@@ -18,7 +17,7 @@ from compressflow.errors import CompressflowError
 from compressflow.layout import CPU_RUNTIMES, ORT_RUNTIMES, OV_RUNTIMES, PYTORCH
 from compressflow.runtimes import onnx, onnxruntime, openvino, pytorch
 
-__all__ = ["load_runner", "macs_and_params", "benchmark", "COLUMNS", "collect", "step_benchmark_artifact", "step_collect_benchmarks"]
+__all__ = ["load_runner", "macs_and_params", "benchmark", "COLUMNS", "collect"]
 
 
 def load_runner(runtime: str, artifact, threads: int, *, ov_precision: str = "f32"):
@@ -78,24 +77,6 @@ def benchmark(
 # ---------------------------------------------------------------- workflow steps
 
 
-def step_benchmark_artifact(inputs, outputs, params, threads):
-    """One (model, variant, runtime): ``params['benchmark']`` is the config's benchmark section."""
-    b = params["benchmark"]
-    out = benchmark(
-        params["runtime"],
-        inputs["artifact"],
-        inputs["torch_model"],
-        batch_sizes=b["batch_sizes"],
-        warmup=b["warmup"],
-        iters=b["iters"],
-        input_size=b["input_size"],
-        threads=b["threads"],
-        ov_precision=params.get("ov_precision", "f32"),
-    )
-    out = {"model": params["model"], "variant": params["variant"], **out, "job_threads": threads}
-    io.write_json(out, outputs["json"])
-
-
 COLUMNS = [
     "model",
     "variant",
@@ -145,15 +126,3 @@ def collect(paths):
         return pd.DataFrame(columns=COLUMNS)
     extra = [c for c in df.columns if c not in COLUMNS]
     return df[COLUMNS + extra].sort_values(["model", "variant", "runtime", "batch"], kind="stable").reset_index(drop=True)
-
-
-def step_collect_benchmarks(inputs, outputs, params, threads):
-    df = collect(inputs["jsons"] if isinstance(inputs["jsons"], list) else [inputs["jsons"]])
-    with io.atomic_path(outputs["csv"]) as tmp:
-        df.to_csv(tmp, index=False)
-    shown = df[[c for c in COLUMNS if c not in ("macs", "cpu_model", "isa")]]
-    head = ""
-    if len(df):
-        head = f"CPU: {df.cpu_model.iloc[0]} ({df.isa.iloc[0]}); input {df.input_size.iloc[0]}x{df.input_size.iloc[0]}; threads {df.threads.iloc[0]}\n\n"
-    with io.atomic_path(outputs["md"]) as tmp:
-        Path(tmp).write_text("# Benchmarks\n\n" + head + shown.to_markdown(index=False, floatfmt=".4g") + "\n")

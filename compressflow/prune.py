@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import gzip
 import io as _bytesio
-import sys
 import warnings
 
 import torch
 from torch import nn
 from torch.nn.utils import prune as tprune
 
-from compressflow import data, io, measure, models, recipes, train
 from compressflow import evaluate as ev
+from compressflow import measure, models
 from compressflow.errors import CompressflowError
 
 L1_NOTE = (
@@ -223,123 +222,15 @@ def prune_channels(
     return model.eval()
 
 
-def _split_epochs(total: int, steps: int) -> list[int]:
+def split_epochs(total: int, steps: int) -> list[int]:
     base = [total // steps] * steps
     base[-1] += total - sum(base)
     return base
 
 
 @torch.no_grad()
-def _top1(model: nn.Module, split: dict) -> float:
+def top1_of(model: nn.Module, split: dict) -> float:
     return ev.topk(ev.predict(model, split), split["y"], 1)
 
 
 # ---------------------------------------------------------------- workflow steps
-
-
-def step_prune_l1(inputs, outputs, params, threads):
-    """Global L1 sparsity, fine-tuned with masks on, then made permanent; shapes unchanged."""
-    k, t, seed = params["knobs"], params["train"], params["seed"]
-    train.seed_everything(seed, threads)
-    model, recipe = io.load_model(inputs["model"])
-    trainset, val = data.load_split(inputs["train"]), data.load_split(inputs["val"])
-    dense_sizes = storage_sizes(model)
-    top1_parent = _top1(model, val)
-    layers = l1_unstructured(model, k["amount"])
-    top1_pruned = _top1(model, val)
-    history = train.fit(
-        model,
-        trainset,
-        epochs=k["finetune_epochs"],
-        lr=k["lr"],
-        batch_size=t["batch_size"],
-        seed=seed,
-        weight_decay=t.get("weight_decay", 5e-4),
-        desc="finetune prune_l1",
-    )
-    make_permanent(layers)
-    model.eval()
-    stats = {
-        "requested_amount": k["amount"],
-        **sparsity(model),
-        "storage": storage_sizes(model),
-        "parent_storage": dense_sizes,
-        "val_top1": {"parent": top1_parent, "after_prune": top1_pruned, "after_finetune": _top1(model, val)},
-        "finetune_history": history,
-        "note": L1_NOTE,
-    }
-    print(f"prune_l1: sparsity {stats['sparsity_prunable']:.4f} of conv/linear weights (asked {k['amount']})", file=sys.stderr)
-    io.save_model(model, recipe, outputs["model"])
-    io.write_json(stats, outputs["sparsity"])
-
-
-def step_prune_channels(inputs, outputs, params, threads):
-    """Channel pruning with Torch-Pruning, fine-tuned; the recipe records the new shapes."""
-    k, t, seed = params["knobs"], params["train"], params["seed"]
-    size, lat_size = params["input_size"], params["latency_input"]
-    train.seed_everything(seed, threads)
-    model, recipe = io.load_model(inputs["model"])
-    trainset, val = data.load_split(inputs["train"]), data.load_split(inputs["val"])
-    steps = int(k.get("iterative_steps", 1))
-    epochs = _split_epochs(int(k.get("finetune_epochs", 0)), steps)
-    before = {"data": count_macs_params(model, size), "latency": count_macs_params(model, lat_size)}
-    top1_parent = _top1(model, val)
-    history = []
-
-    def finetune(step, m, n):
-        history.extend(
-            dict(h, prune_step=step + 1)
-            for h in train.fit(
-                m,
-                trainset,
-                epochs=n,
-                lr=k["lr"],
-                batch_size=t["batch_size"],
-                seed=seed + step,
-                weight_decay=t.get("weight_decay", 5e-4),
-                desc=f"finetune prune_channels step {step + 1}/{steps}",
-            )
-        )
-
-    prune_channels(
-        model,
-        ratio=k["ratio"],
-        input_size=size,
-        ignored_layers=k.get("ignored_layers", []),
-        iterative_steps=steps,
-        importance=k.get("importance", "l2"),
-        between_steps=lambda s, m: finetune(s, m, epochs[s]),
-    )
-    top1_pruned = _top1(model, val)
-    finetune(steps - 1, model, epochs[-1])
-    model.eval()
-    after = {"data": count_macs_params(model, size), "latency": count_macs_params(model, lat_size)}
-    shapes = record_shapes(model)
-    stats = {
-        "ratio": k["ratio"],
-        "importance": k.get("importance", "l2"),
-        "iterative_steps": steps,
-        "ignored_layers": resolve_ignored(model, k.get("ignored_layers", [])),
-        "input_size": size,
-        "latency_input": lat_size,
-        "params_before": before["data"]["params"],
-        "params_after": after["data"]["params"],
-        "params_ratio": after["data"]["params"] / before["data"]["params"],
-        "macs_before": before["data"]["macs"],
-        "macs_after": after["data"]["macs"],
-        "macs_ratio": after["data"]["macs"] / before["data"]["macs"],
-        "macs_before_latency_input": before["latency"]["macs"],
-        "macs_after_latency_input": after["latency"]["macs"],
-        "macs_ratio_latency_input": after["latency"]["macs"] / before["latency"]["macs"],
-        "val_top1": {"parent": top1_parent, "after_prune": top1_pruned, "after_finetune": _top1(model, val)},
-        "finetune_history": history,
-    }
-    print(
-        f"prune_channels: params x{stats['params_ratio']:.3f}, MACs x{stats['macs_ratio']:.3f}; val top1 "
-        f"{top1_parent:.4f} -> {top1_pruned:.4f} (pruned) -> {stats['val_top1']['after_finetune']:.4f} (fine-tuned)",
-        file=sys.stderr,
-    )
-    io.save_model(
-        model, recipes.with_transform(recipe, {"kind": "prune_channels", "ratio": k["ratio"], "shapes": shapes}), outputs["model"]
-    )
-    io.write_json(stats, outputs["stats"])

@@ -125,7 +125,7 @@ def parent_outputs(wildcards):
 # --- quantize helpers (rules/quantize.smk) ---
 # Quantization family: dynamic INT8, static PTQ (calibrate -> convert), QAT, sensitivity, mixed precision.
 # Each rule receives only the knobs that change its own output, so e.g. changing a PTQ variant's
-# bias_correction reruns convert_ptq (and its evaluation) but never its calibration.
+# bias_correction reruns ptq (and its evaluation) but never its calibration.
 
 QUANT_TECHNIQUES = ("dynamic", "ptq", "qat", "mixed")
 CALIB_KNOBS = (

@@ -1,4 +1,4 @@
-rule distill_student:
+rule distill:
     input:
         # the initial student, when the variant starts from another variant's model
         unpack(
@@ -18,9 +18,9 @@ rule distill_student:
         stats="results/{model}/{variant}/distill.json",
         provenance="results/{model}/{variant}/provenance.json",
     log:
-        "logs/{model}/{variant}/distill_student.log",
+        "logs/{model}/{variant}/distill.log",
     benchmark:
-        "results/benchmarks/{model}/{variant}/distill_student.tsv"
+        "results/benchmarks/{model}/{variant}/distill.tsv"
     wildcard_constraints:
         variant=alternation(variants_of("distill")),
     conda:
@@ -30,4 +30,4 @@ rule distill_student:
         train=lambda w: canonical(config["models"][w.model]["train"]),
         seed=seed_of,
     script:
-        "../scripts/distill_student.py"
+        "../scripts/distill.py"

@@ -1,4 +1,4 @@
-rule fuse_model:
+rule fuse:
     input:
         model=parent_model,
         val=rules.prepare_data.output.val,
@@ -6,7 +6,7 @@ rule fuse_model:
         model="results/{model}/{variant}/model.pt",
         provenance="results/{model}/{variant}/provenance.json",
     log:
-        "logs/{model}/{variant}/fuse_model.log",
+        "logs/{model}/{variant}/fuse.log",
     wildcard_constraints:
         variant=alternation(variants_of("fuse")),
     conda:
@@ -15,4 +15,4 @@ rule fuse_model:
         tolerance=lambda w: knobs(w)["tolerance"],
         seed=config["seed"],
     script:
-        "../scripts/fuse_model.py"
+        "../scripts/fuse.py"

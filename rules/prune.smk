@@ -1,4 +1,4 @@
-rule prune_unstructured:
+rule prune_l1:
     input:
         model=parent_model,
         train=rules.prepare_data.output.train,
@@ -8,9 +8,9 @@ rule prune_unstructured:
         sparsity="results/{model}/{variant}/sparsity.json",
         provenance="results/{model}/{variant}/provenance.json",
     log:
-        "logs/{model}/{variant}/prune_unstructured.log",
+        "logs/{model}/{variant}/prune_l1.log",
     benchmark:
-        "results/benchmarks/{model}/{variant}/prune_unstructured.tsv"
+        "results/benchmarks/{model}/{variant}/prune_l1.tsv"
     wildcard_constraints:
         variant=alternation(variants_of("prune_l1")),
     conda:
@@ -20,7 +20,7 @@ rule prune_unstructured:
         train=lambda w: canonical(config["models"][w.model]["train"]),
         seed=seed_of,
     script:
-        "../scripts/prune_unstructured.py"
+        "../scripts/prune_l1.py"
 
 
 rule prune_channels:

@@ -1,11 +1,11 @@
-rule quantize_dynamic:
+rule dynamic:
     input:
         model=parent_model,
     output:
         model="results/{model}/{variant}/model.pt",
         provenance="results/{model}/{variant}/provenance.json",
     log:
-        "logs/{model}/{variant}/quantize_dynamic.log",
+        "logs/{model}/{variant}/dynamic.log",
     wildcard_constraints:
         variant=alternation(variants_of("dynamic")),
     conda:
@@ -14,10 +14,10 @@ rule quantize_dynamic:
         dtype=lambda w: knobs(w)["dtype"],
         seed=config["seed"],
     script:
-        "../scripts/quantize_dynamic.py"
+        "../scripts/dynamic.py"
 
 
-rule calibrate_ptq:
+rule ptq_calibrate:
     input:
         model=parent_model,
         calib=rules.prepare_data.output.calib,
@@ -26,9 +26,9 @@ rule calibrate_ptq:
         calibration="results/{model}/{variant}/calibration.json",
         provenance="results/{model}/{variant}/calibrate_provenance.json",
     log:
-        "logs/{model}/{variant}/calibrate_ptq.log",
+        "logs/{model}/{variant}/ptq_calibrate.log",
     benchmark:
-        "results/benchmarks/{model}/{variant}/calibrate_ptq.tsv"
+        "results/benchmarks/{model}/{variant}/ptq_calibrate.tsv"
     wildcard_constraints:
         variant=alternation(variants_of("ptq")),
     conda:
@@ -42,18 +42,18 @@ rule calibrate_ptq:
         percentile=lambda w: calib_knobs(w)["percentile"],
         seed=config["seed"],
     script:
-        "../scripts/calibrate_ptq.py"
+        "../scripts/ptq_calibrate.py"
 
 
-rule convert_ptq:
+rule ptq:
     input:
-        calibrated=rules.calibrate_ptq.output.calibrated,
+        calibrated=rules.ptq_calibrate.output.calibrated,
         calib=rules.prepare_data.output.calib,
     output:
         model="results/{model}/{variant}/model.pt",
         provenance="results/{model}/{variant}/provenance.json",
     log:
-        "logs/{model}/{variant}/convert_ptq.log",
+        "logs/{model}/{variant}/ptq.log",
     wildcard_constraints:
         variant=alternation(variants_of("ptq")),
     conda:
@@ -62,10 +62,10 @@ rule convert_ptq:
         bias_correction=lambda w: knobs(w)["bias_correction"],
         seed=config["seed"],
     script:
-        "../scripts/convert_ptq.py"
+        "../scripts/ptq.py"
 
 
-rule train_qat:
+rule qat:
     input:
         model=parent_model,
         train=rules.prepare_data.output.train,
@@ -74,9 +74,9 @@ rule train_qat:
         history="results/{model}/{variant}/history.json",
         provenance="results/{model}/{variant}/provenance.json",
     log:
-        "logs/{model}/{variant}/train_qat.log",
+        "logs/{model}/{variant}/qat.log",
     benchmark:
-        "results/benchmarks/{model}/{variant}/train_qat.tsv"
+        "results/benchmarks/{model}/{variant}/qat.tsv"
     wildcard_constraints:
         variant=alternation(variants_of("qat")),
     conda:
@@ -91,13 +91,13 @@ rule train_qat:
         freeze_bn_epoch=lambda w: knobs(w)["freeze_bn_epoch"],
         seed=seed_of,
     script:
-        "../scripts/train_qat.py"
+        "../scripts/qat.py"
 
 
 # Sensitivity is measured on the FP32 baseline: it exists for every model, and prepare_fx fuses
 # Conv+BN itself, so the BN-folded parent would give the same numbers. Mixed precision uses it only
 # to rank layers; its accuracy budget is checked on the real parent.
-rule analyze_sensitivity:
+rule sensitivity:
     input:
         model=f"results/{{model}}/{ROOT}/model.pt",
         calib=rules.prepare_data.output.calib,
@@ -109,32 +109,32 @@ rule analyze_sensitivity:
         ),
         provenance="results/{model}/sensitivity/provenance.json",
     log:
-        "logs/{model}/sensitivity/analyze_sensitivity.log",
+        "logs/{model}/sensitivity/sensitivity.log",
     benchmark:
-        "results/benchmarks/{model}/sensitivity/analyze_sensitivity.tsv"
+        "results/benchmarks/{model}/sensitivity/sensitivity.tsv"
     conda:
         "../envs/torch.yaml"
     params:
         spec=config.get("quantize", {}).get("sensitivity", {}),
         seed=config["seed"],
     script:
-        "../scripts/analyze_sensitivity.py"
+        "../scripts/sensitivity.py"
 
 
-rule quantize_mixed:
+rule mixed:
     input:
         model=parent_model,
         calib=rules.prepare_data.output.calib,
         val=rules.prepare_data.output.val,
-        sensitivity=rules.analyze_sensitivity.output.csv,
+        sensitivity=rules.sensitivity.output.csv,
     output:
         model="results/{model}/{variant}/model.pt",
         report="results/{model}/{variant}/mixed.json",
         provenance="results/{model}/{variant}/provenance.json",
     log:
-        "logs/{model}/{variant}/quantize_mixed.log",
+        "logs/{model}/{variant}/mixed.log",
     benchmark:
-        "results/benchmarks/{model}/{variant}/quantize_mixed.tsv"
+        "results/benchmarks/{model}/{variant}/mixed.tsv"
     wildcard_constraints:
         variant=alternation(variants_of("mixed")),
     conda:
@@ -148,7 +148,7 @@ rule quantize_mixed:
         keep_first_last=lambda w: knobs(w)["keep_first_last"],
         seed=config["seed"],
     script:
-        "../scripts/quantize_mixed.py"
+        "../scripts/mixed.py"
 
 
 rule layer_error:

@@ -1,4 +1,4 @@
-from compressflow import benchmark
 from compressflow.smk import run
+from compressflow.steps.benchmark_artifact import benchmark_artifact
 
-run(snakemake, benchmark.step_benchmark_artifact)  # noqa: F821 (injected by Snakemake)
+run(snakemake, benchmark_artifact)  # noqa: F821 (injected by Snakemake)

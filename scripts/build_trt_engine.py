@@ -1,4 +1,4 @@
-from compressflow.runtimes import tensorrt
 from compressflow.smk import run
+from compressflow.steps.build_trt_engine import build_trt_engine
 
-run(snakemake, tensorrt.step_build_trt_engine)  # noqa: F821 (injected by Snakemake)
+run(snakemake, build_trt_engine)  # noqa: F821 (injected by Snakemake)

@@ -1,4 +1,4 @@
-from compressflow import benchmark
 from compressflow.smk import run
+from compressflow.steps.collect_benchmarks import collect_benchmarks
 
-run(snakemake, benchmark.step_collect_benchmarks)  # noqa: F821 (injected by Snakemake)
+run(snakemake, collect_benchmarks)  # noqa: F821 (injected by Snakemake)

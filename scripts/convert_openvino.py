@@ -1,4 +1,4 @@
-from compressflow.runtimes import openvino
 from compressflow.smk import run
+from compressflow.steps.convert_openvino import convert_openvino
 
-run(snakemake, openvino.step_convert_openvino)  # noqa: F821 (injected by Snakemake)
+run(snakemake, convert_openvino)  # noqa: F821 (injected by Snakemake)

@@ -1,4 +1,4 @@
-from compressflow import steps
 from compressflow.smk import run
+from compressflow.steps.evaluate import evaluate
 
-run(snakemake, steps.evaluate)  # noqa: F821 (injected by Snakemake)
+run(snakemake, evaluate)  # noqa: F821 (injected by Snakemake)

@@ -1,4 +1,4 @@
-from compressflow.runtimes import onnxruntime
 from compressflow.smk import run
+from compressflow.steps.evaluate_onnxruntime import evaluate_onnxruntime
 
-run(snakemake, onnxruntime.step_evaluate_onnxruntime)  # noqa: F821 (injected by Snakemake)
+run(snakemake, evaluate_onnxruntime)  # noqa: F821 (injected by Snakemake)

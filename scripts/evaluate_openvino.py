@@ -1,4 +1,4 @@
-from compressflow.runtimes import openvino
 from compressflow.smk import run
+from compressflow.steps.evaluate_openvino import evaluate_openvino
 
-run(snakemake, openvino.step_evaluate_openvino)  # noqa: F821 (injected by Snakemake)
+run(snakemake, evaluate_openvino)  # noqa: F821 (injected by Snakemake)

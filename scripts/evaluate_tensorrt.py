@@ -1,4 +1,4 @@
-from compressflow.runtimes import tensorrt
 from compressflow.smk import run
+from compressflow.steps.evaluate_tensorrt import evaluate_tensorrt
 
-run(snakemake, tensorrt.step_evaluate_tensorrt)  # noqa: F821 (injected by Snakemake)
+run(snakemake, evaluate_tensorrt)  # noqa: F821 (injected by Snakemake)

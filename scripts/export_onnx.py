@@ -1,4 +1,4 @@
-from compressflow.runtimes import onnx
 from compressflow.smk import run
+from compressflow.steps.export_onnx import export_onnx
 
-run(snakemake, onnx.step_export_onnx)  # noqa: F821 (injected by Snakemake)
+run(snakemake, export_onnx)  # noqa: F821 (injected by Snakemake)

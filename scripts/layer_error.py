@@ -1,4 +1,4 @@
-from compressflow.quantize import error
 from compressflow.smk import run
+from compressflow.steps.layer_error import layer_error
 
-run(snakemake, error.step_layer_error)  # noqa: F821 (injected by Snakemake)
+run(snakemake, layer_error)  # noqa: F821 (injected by Snakemake)

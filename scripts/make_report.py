@@ -1,4 +1,4 @@
-from compressflow import steps
 from compressflow.smk import run
+from compressflow.steps.make_report import make_report
 
-run(snakemake, steps.make_report)  # noqa: F821 (injected by Snakemake)
+run(snakemake, make_report)  # noqa: F821 (injected by Snakemake)

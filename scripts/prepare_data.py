@@ -1,4 +1,4 @@
-from compressflow import steps
 from compressflow.smk import run
+from compressflow.steps.prepare_data import prepare_data
 
-run(snakemake, steps.prepare_data)  # noqa: F821 (injected by Snakemake)
+run(snakemake, prepare_data)  # noqa: F821 (injected by Snakemake)

@@ -1,4 +1,4 @@
-from compressflow import prune
 from compressflow.smk import run
+from compressflow.steps.prune_channels import prune_channels
 
-run(snakemake, prune.step_prune_channels)  # noqa: F821 (injected by Snakemake)
+run(snakemake, prune_channels)  # noqa: F821 (injected by Snakemake)

@@ -1,4 +1,4 @@
-from compressflow.runtimes import onnxruntime
 from compressflow.smk import run
+from compressflow.steps.quantize_onnxruntime import quantize_onnxruntime
 
-run(snakemake, onnxruntime.step_quantize_onnxruntime)  # noqa: F821 (injected by Snakemake)
+run(snakemake, quantize_onnxruntime)  # noqa: F821 (injected by Snakemake)

@@ -1,4 +1,4 @@
-from compressflow.runtimes import openvino
 from compressflow.smk import run
+from compressflow.steps.quantize_openvino import quantize_openvino
 
-run(snakemake, openvino.step_quantize_openvino)  # noqa: F821 (injected by Snakemake)
+run(snakemake, quantize_openvino)  # noqa: F821 (injected by Snakemake)

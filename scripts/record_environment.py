@@ -1,4 +1,4 @@
-from compressflow import steps
 from compressflow.smk import run
+from compressflow.steps.record_environment import record_environment
 
-run(snakemake, steps.record_environment)  # noqa: F821 (injected by Snakemake)
+run(snakemake, record_environment)  # noqa: F821 (injected by Snakemake)

@@ -1,4 +1,4 @@
-from compressflow import steps
 from compressflow.smk import run
+from compressflow.steps.train_baseline import train_baseline
 
-run(snakemake, steps.train_baseline)  # noqa: F821 (injected by Snakemake)
+run(snakemake, train_baseline)  # noqa: F821 (injected by Snakemake)

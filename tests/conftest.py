@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from compressflow.steps.export_onnx import export_onnx as export_onnx_step
+
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -92,12 +94,11 @@ def save_untrained_resnet18(d):
 
 def export_onnx(d, out=None, **params):
     """The export_onnx step on ``d/model.pt`` and ``d/val.pt``, writing ``out/model.onnx`` and ``out/export.json``."""
-    from compressflow.runtimes import onnx
 
     out = out or d
     outputs = {"onnx": out / "model.onnx", "report": out / "export.json"}
     p = {"opset": 18, "dynamic_batch": True, "simplify": True, "parity": PARITY, **params}
-    onnx.step_export_onnx({"model": d / "model.pt", "val": d / "val.pt"}, outputs, p, 1)
+    export_onnx_step({"model": d / "model.pt", "val": d / "val.pt"}, outputs, p, 1)
     return outputs
 
 

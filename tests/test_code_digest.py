@@ -31,7 +31,7 @@ def test_comments_docstrings_and_layout_do_not_count_but_behaviour_does():
 
 
 def test_closures_follow_imports_packages_and_rebuilder_strings():
-    ptq, qat, train = _closure("convert_ptq"), _closure("train_qat"), _closure("train_baseline")
+    ptq, qat, train = _closure("ptq"), _closure("qat"), _closure("train_baseline")
     assert "compressflow.quantize.static" in ptq and "compressflow.quantize.static" not in qat
     assert "compressflow.quantize.qat" in qat and "compressflow.quantize.qat" not in ptq
     # io.load_model -> recipes, whose REBUILDERS name "compressflow.quantize.rebuild:rebuild" as a string.
@@ -87,12 +87,12 @@ def test_static_ptq_change_reruns_exactly_the_ptq_variants(tiny_copy, tmp_path):
         "    calib_size = check_calib_size(split, calib_size)\n    batch_size = int(batch_size)\n    names = ",
     )
     jobs = _planned_jobs(tiny_copy, repo=repo)
-    assert {("convert_ptq", "resnet18", v) for v in PTQ_VARIANTS} <= jobs
-    assert {("calibrate_ptq", "resnet18", v) for v in PTQ_VARIANTS} <= jobs
+    assert {("ptq", "resnet18", v) for v in PTQ_VARIANTS} <= jobs
+    assert {("ptq_calibrate", "resnet18", v) for v in PTQ_VARIANTS} <= jobs
     assert {("evaluate", "resnet18", v) for v in PTQ_VARIANTS} <= jobs
     assert {variant for _, _, variant in jobs} == PTQ_VARIANTS | {""}
     assert {rule for rule, _, variant in jobs if variant == ""} == SUMMARY_RULES
-    for rule in ("prepare_data", "train_baseline", "prune_channels", "prune_unstructured", "distill_student", "train_qat"):
+    for rule in ("prepare_data", "train_baseline", "prune_channels", "prune_l1", "distill", "qat"):
         assert not any(j[0] == rule for j in jobs), rule
 
 
@@ -101,7 +101,7 @@ def test_change_in_a_module_every_step_uses_reruns_everything(tiny_copy, tmp_pat
     _edit(repo / "compressflow" / "io.py", "def write_json(", "_WRITES = 0\n\n\ndef write_json(")
     jobs = _planned_jobs(tiny_copy, repo=repo)
     rules = {rule for rule, _, _ in jobs}
-    assert {"prepare_data", "train_baseline", "fuse_model", "convert_ptq", "prune_channels", "distill_student", "train_qat"} <= rules
+    assert {"prepare_data", "train_baseline", "fuse", "ptq", "prune_channels", "distill", "qat"} <= rules
     assert {"export_onnx", "evaluate_onnxruntime", "evaluate_openvino", "benchmark_artifact", "record_environment"} <= rules
 
 
@@ -111,7 +111,11 @@ def test_change_in_a_module_every_step_uses_reruns_everything(tiny_copy, tmp_pat
         # comments, a docstring and the layout of a statement in the module every step uses
         ("compressflow/io.py", "def write_json(", "# A comment that changes nothing.\ndef write_json(  # here too\n"),
         ("compressflow/quantize/static.py", '"""Empirical bias correction:', '"""Reworded: empirical bias correction:'),
-        ("compressflow/quantize/static.py", "calib_size = check_calib_size(split, calib_size)\n", "calib_size = check_calib_size(\n        split, calib_size\n    )\n"),
+        (
+            "compressflow/quantize/static.py",
+            "calib_size = check_calib_size(split, calib_size)\n",
+            "calib_size = check_calib_size(\n        split, calib_size\n    )\n",
+        ),
         # outside the library
         ("benchmarks/composition.py", "import ", "import sys  # noqa: F401\nimport "),
         ("tests/test_library.py", "import ", "import sys  # noqa: F401\nimport "),

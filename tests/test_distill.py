@@ -8,6 +8,7 @@ from torch.nn import functional as F
 from compressflow import config as cfg
 from compressflow import distill, io, models, prune, recipes, train
 from compressflow.errors import CompressflowError
+from compressflow.steps.distill import distill as distill_step
 from tests.conftest import REPO, digits_splits, tiny_model
 
 
@@ -156,7 +157,7 @@ def test_distill_step_from_a_pruned_student(tmp_path):
         "train": {"batch_size": 32},
         "seed": 0,
     }
-    distill.step_distill(
+    distill_step(
         {
             "model": str(tmp_path / "teacher.pt"),
             "student": str(tmp_path / "pruned.pt"),

@@ -148,7 +148,7 @@ def test_kill_during_quantization_then_rerun_is_identical(tiny_run, tmp_path):
     def quantizing():
         qat_log = logs / "qat-x86" / "train_qat.log"
         if qat_log.is_file() and "qat" in qat_log.read_text(errors="replace") and not (results / "qat-x86" / "model.pt").exists():
-            running.append("train_qat")
+            running.append("qat")
         running.extend(
             f"calibrate_ptq {v}" for v in ptq if (logs / v / "calibrate_ptq.log").is_file() and not (results / v / "calibrated.pt").exists()
         )

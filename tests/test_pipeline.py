@@ -182,4 +182,4 @@ def test_imagefolder_dataset_runs_end_to_end(tmp_path):
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz 'dot' not installed")
 def test_rulegraph_renders():
     out = snakemake(REPO, "--rulegraph", "--cores", "1")
-    assert "fuse_model" in out.stdout and "digraph" in out.stdout
+    assert "fuse" in out.stdout and "digraph" in out.stdout

@@ -10,6 +10,8 @@ import yaml
 from compressflow import config as cfg
 from compressflow import fusion, io, models, prune, recipes
 from compressflow.errors import CompressflowError
+from compressflow.steps.prune_channels import prune_channels as prune_channels_step
+from compressflow.steps.prune_l1 import prune_l1 as prune_l1_step
 from tests.conftest import REPO, digits_splits
 
 SIZE = 16
@@ -149,7 +151,7 @@ def test_channel_step_writes_stats_and_a_reloadable_model(tmp_path):
         "input_size": SIZE,
         "latency_input": 32,
     }
-    prune.step_prune_channels(inputs, out, params, 1)
+    prune_channels_step(inputs, out, params, 1)
     stats = io.read_json(out["stats"])
     assert stats["macs_ratio"] < 0.5 and stats["params_ratio"] < 0.5 and stats["macs_before_latency_input"] > stats["macs_before"]
     assert len(stats["finetune_history"]) == 1
@@ -162,7 +164,7 @@ def test_l1_step_records_sparsity_and_note(tmp_path):
     inputs = _step_inputs(tmp_path)
     out = {"model": str(tmp_path / "l1" / "model.pt"), "sparsity": str(tmp_path / "l1" / "sparsity.json")}
     params = {"knobs": {"amount": 0.6, "finetune_epochs": 1, "lr": 0.01}, "train": {"batch_size": 48}, "seed": 0}
-    prune.step_prune_l1(inputs, out, params, 1)
+    prune_l1_step(inputs, out, params, 1)
     stats = io.read_json(out["sparsity"])
     assert "latency does not improve" in stats["note"]
     assert (

@@ -14,6 +14,8 @@ from compressflow import data, io, models, recipes
 from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
 from compressflow.quantize import dynamic, error, graph, mixed, qat, qconfig, rebuild, static
+from compressflow.steps.ptq import ptq as ptq_step
+from compressflow.steps.ptq_calibrate import ptq_calibrate as ptq_calibrate_step
 
 torch.set_num_threads(1)
 SIZE = 16
@@ -310,11 +312,11 @@ def test_steps_calibrate_then_convert(tmp_path):
     io.save_tensors(split(), tmp_path / "calib.pt")
     out = {"calibrated": tmp_path / "v/calibrated.pt", "calibration": tmp_path / "v/calibration.json"}
     params = {"backend": "x86", "observer": "percentile", "activation": "affine", "per_channel": True, "calib_size": 32, "percentile": 99.9}
-    static.step_calibrate_ptq({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)
+    ptq_calibrate_step({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)
     info = io.read_json(out["calibration"])
     assert info["calib_images"] == 32 and info["observers"][0]["kind"] == "PercentileObserver"
     for bc in (False, True):
-        static.step_convert_ptq(
+        ptq_step(
             {"calibrated": out["calibrated"], "calib": tmp_path / "calib.pt"}, {"model": tmp_path / f"m{bc}.pt"}, {"bias_correction": bc}, 1
         )
         q, recipe = io.load_model(tmp_path / f"m{bc}.pt")
@@ -322,4 +324,4 @@ def test_steps_calibrate_then_convert(tmp_path):
         assert t["stage"] == "converted" and t["bias_correction"] is bc and t["qconfig"]["observer"] == "percentile"
     params["calib_size"] = 49
     with pytest.raises(CompressflowError, match="calib_size=49"):
-        static.step_calibrate_ptq({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)
+        ptq_calibrate_step({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)

@@ -6,7 +6,8 @@ import hashlib
 import pandas as pd
 import pytest
 
-from compressflow import io, report, steps
+from compressflow import io, report
+from compressflow.steps.make_report import make_report as make_report_step
 
 CLASSES = [str(c) for c in range(10)]
 
@@ -142,11 +143,11 @@ def test_make_report_step_writes_every_output(tmp_path):
         "layer_error_tables": [list(k) for k in tables],
     }
     inputs = {"metrics": [str(e["metrics_path"]) for e in entries], "sensitivity": [], "layer_error": [str(p) for p in tables.values()]}
-    steps.make_report(inputs, outputs, params, threads=1)
+    make_report_step(inputs, outputs, params, threads=1)
     assert all((tmp_path / "out" / f"{k}.out").stat().st_size > 0 for k in names)
     assert _png(tmp_path / "out" / "layer_error_png.out") == _png(_plot(report.layer_error_plot, tables, tmp_path / "direct.png"))
     with pytest.raises(ValueError):  # a params/inputs length mismatch must not silently drop a table
-        steps.make_report(dict(inputs, layer_error=inputs["layer_error"][:-1]), outputs, params, threads=1)
+        make_report_step(dict(inputs, layer_error=inputs["layer_error"][:-1]), outputs, params, threads=1)
 
 
 def _plot(fn, tables, path):

@@ -51,8 +51,8 @@ def test_changed_knob_reruns_exactly_its_subtree(tiny_copy, tmp_path):
     changed.write_text(yaml.safe_dump(cfg))
     jobs = _planned_jobs(tiny_copy, changed)
     # fused, what is built from it (fused/ptq-minmax, its deploy targets, their benchmarks), and the summaries.
-    assert {("fuse_model", "resnet18", "fused"), ("evaluate", "resnet18", "fused"), ("export_onnx", "resnet18", "fused")} <= jobs
-    assert ("calibrate_ptq", "resnet18", "fused/ptq-minmax") in jobs and ("benchmark_artifact", "resnet18", "fused") in jobs
+    assert {("fuse", "resnet18", "fused"), ("evaluate", "resnet18", "fused"), ("export_onnx", "resnet18", "fused")} <= jobs
+    assert ("ptq_calibrate", "resnet18", "fused/ptq-minmax") in jobs and ("benchmark_artifact", "resnet18", "fused") in jobs
     outside = {j for j in jobs if j[2] not in ("fused", "") and not j[2].startswith("fused/")}
     assert outside == set()
     assert {rule for rule, _, variant in jobs if variant == ""} == {"make_report", "collect_benchmarks", "all"}
@@ -64,7 +64,7 @@ def test_changed_training_reruns_everything_downstream_but_not_data(tiny_copy, t
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(cfg))
     jobs = _planned_jobs(tiny_copy, changed)
-    assert ("train_baseline", "resnet18", "") in jobs and ("fuse_model", "resnet18", "fused") in jobs
+    assert ("train_baseline", "resnet18", "") in jobs and ("fuse", "resnet18", "fused") in jobs
     assert not any(rule == "prepare_data" for rule, _, _ in jobs)
 
 
@@ -74,5 +74,5 @@ def test_edited_script_reruns_the_rules_that_use_it(tiny_copy, tmp_path):
     script = repo / "scripts" / "fuse_model.py"
     script.write_text(script.read_text() + "# edited\n")
     jobs = _planned_jobs(tiny_copy, repo=repo)
-    assert ("fuse_model", "resnet18", "fused") in jobs and ("evaluate", "resnet18", "fused") in jobs
+    assert ("fuse", "resnet18", "fused") in jobs and ("evaluate", "resnet18", "fused") in jobs
     assert ("train_baseline", "resnet18", "") not in jobs and ("evaluate", "resnet18", "fp32") not in jobs

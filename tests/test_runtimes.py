@@ -8,6 +8,11 @@ from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
 from compressflow.runtimes import onnxruntime as ort_rt
 from compressflow.runtimes import openvino as ov_rt
+from compressflow.steps.convert_openvino import convert_openvino as convert_openvino_step
+from compressflow.steps.evaluate_onnxruntime import evaluate_onnxruntime as evaluate_onnxruntime_step
+from compressflow.steps.evaluate_openvino import evaluate_openvino as evaluate_openvino_step
+from compressflow.steps.quantize_onnxruntime import quantize_onnxruntime as quantize_onnxruntime_step
+from compressflow.steps.quantize_openvino import quantize_openvino as quantize_openvino_step
 from tests.conftest import REPO, digits_splits, export_onnx
 
 LATENCY = {"input_size": 32, "warmup": 1, "iters": 3}
@@ -54,12 +59,12 @@ def deployed(tmp_path_factory):
     io.save_tensors(logits, d / "test_logits.pt")
     export_onnx(d)
     int8 = {"calibrate_method": "MinMax", "per_channel": True, "activation_type": "QUInt8", "reduce_range": "auto"}
-    ort_rt.step_quantize_onnxruntime(
+    quantize_onnxruntime_step(
         {"onnx": d / "model.onnx", "calib": d / "calib.pt"}, {"onnx": d / "int8.onnx", "report": d / "ort_q.json"}, {"int8": int8}, 1
     )
-    ov_rt.step_convert_openvino({"onnx": d / "model.onnx"}, {"xml": d / "ov" / "model.xml"}, {}, 1)
+    convert_openvino_step({"onnx": d / "model.onnx"}, {"xml": d / "ov" / "model.xml"}, {}, 1)
     q = {"preset": "performance", "ignored_scope": [], "accuracy_control": False, "max_drop": 0.01}
-    ov_rt.step_quantize_openvino(
+    quantize_openvino_step(
         {"xml": d / "ov" / "model.xml", "calib": d / "calib.pt", "val": d / "val.pt"},
         {"xml": d / "ov8" / "model.xml", "report": d / "ov_q.json"},
         {"int8": q},
@@ -86,7 +91,7 @@ def _check_row(m, torch_metrics, runtime, parent_runtime, min_agreement):
 def test_onnxruntime_fp32_row(deployed, tmp_path):
     d, tm = deployed
     assert tm["top1"] > 0.5  # the fixture model learned something, so agreement means something
-    ort_rt.step_evaluate_onnxruntime(
+    evaluate_onnxruntime_step(
         dict(_common(d), onnx=d / "model.onnx"), {"metrics": tmp_path / "m.json"}, dict(TIMING, runtime="onnxruntime"), 1
     )
     m = io.read_json(tmp_path / "m.json")
@@ -103,7 +108,7 @@ def test_onnxruntime_int8_is_qdq_smaller_and_close(deployed, tmp_path):
     q = io.read_json(d / "ort_q.json")
     assert q["reduce_range"] == (not ort_rt.has_vnni()) and q["activation_type"] == "QUInt8"
     inputs = dict(_common(d), onnx=d / "int8.onnx", parent_onnx=d / "model.onnx", quant_report=d / "ort_q.json")
-    ort_rt.step_evaluate_onnxruntime(inputs, {"metrics": tmp_path / "m.json"}, dict(TIMING, runtime="onnxruntime-int8"), 1)
+    evaluate_onnxruntime_step(inputs, {"metrics": tmp_path / "m.json"}, dict(TIMING, runtime="onnxruntime-int8"), 1)
     m = io.read_json(tmp_path / "m.json")
     _check_row(m, tm, "onnxruntime-int8", "onnxruntime", 0.95)
     assert m["size_mb"] < 0.3 * (d / "model.onnx").stat().st_size / 2**20
@@ -123,7 +128,7 @@ def test_bad_quantizer_knob_is_one_line(deployed, tmp_path):
 
 def test_openvino_fp32_records_precision_actually_used(deployed, tmp_path):
     d, tm = deployed
-    ov_rt.step_evaluate_openvino(
+    evaluate_openvino_step(
         dict(_common(d), model=d / "ov" / "model.xml"),
         {"metrics": tmp_path / "m.json"},
         dict(TIMING, runtime="openvino", precision="f32"),
@@ -141,7 +146,7 @@ def test_openvino_fp32_records_precision_actually_used(deployed, tmp_path):
 def test_openvino_int8_rows(deployed, tmp_path, runtime):
     d, tm = deployed
     model = d / "ov8" / "model.xml" if runtime == "openvino-int8" else d / "int8.onnx"
-    ov_rt.step_evaluate_openvino(
+    evaluate_openvino_step(
         dict(_common(d), model=model, parent_ir=d / "ov" / "model.xml"),
         {"metrics": tmp_path / "m.json"},
         dict(TIMING, runtime=runtime, precision="f32"),

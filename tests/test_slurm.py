@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slurm
 RULE_JOBS = {
     "prepare_data": 1,
     "train_baseline": 1,
-    "fuse_model": 1,
+    "fuse": 1,
     "evaluate": 2,
     "make_report": 1,
     "record_environment": 1,

@@ -6,6 +6,8 @@ import torch
 from compressflow import data, io
 from compressflow.errors import CompressflowError
 from compressflow.runtimes import tensorrt as trt
+from compressflow.steps.build_trt_engine import build_trt_engine as build_trt_engine_step
+from compressflow.steps.evaluate_tensorrt import evaluate_tensorrt as evaluate_tensorrt_step
 from tests.conftest import digits_splits, export_onnx, save_untrained_resnet18
 
 LATENCY = {"input_size": 32, "warmup": 2, "iters": 5}
@@ -35,7 +37,7 @@ def _build(d, precision, mode="auto", out=None):
     if precision == "int8-calib":
         outputs["calib_cache"] = out / "calibration.cache"
     params = {"precision": precision, "mode": mode, "tensorrt": dict(TRT, mode=mode), "data_size": 16, "latency": LATENCY}
-    trt.step_build_trt_engine({"onnx": d / "model.onnx", "calib": d / "calib.pt"}, outputs, params, 1)
+    build_trt_engine_step({"onnx": d / "model.onnx", "calib": d / "calib.pt"}, outputs, params, 1)
     return outputs
 
 
@@ -50,7 +52,7 @@ def _evaluate(d, runtime, out, parent=None):
     if parent:
         inputs["parent_engine"] = d / parent / "model.engine"
     params = {"runtime": runtime, "tensorrt": TRT, "threads": 1, "batch_size": 256, "latency": LATENCY}
-    trt.step_evaluate_tensorrt(inputs, {"metrics": out}, params, 1)
+    evaluate_tensorrt_step(inputs, {"metrics": out}, params, 1)
     return io.read_json(out)
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import torch
 from torch import nn
 from torch.ao import quantization as tq
 from torch.ao.nn.quantized import dynamic as nnqd
 
-from compressflow import io, recipes
 from compressflow.errors import CompressflowError
 
 DYNAMIC_LAYERS = {"Linear": nn.Linear, "LSTM": nn.LSTM}
@@ -68,23 +65,3 @@ def quantize_dynamic(model: nn.Module, dtype: str = "qint8", layer_types=("Linea
         if isinstance(m, nnqd.LSTM):
             PortableDynamicLSTM.adopt(m)
     return q, names
-
-
-def step_quantize_dynamic(inputs, outputs, params, threads):
-    torch.set_num_threads(threads)
-    model, recipe = io.load_model(inputs["model"])
-    q, names = quantize_dynamic(model, params["dtype"])
-    engine = torch.backends.quantized.engine
-    print(f"dynamic {params['dtype']}: {len(names)} layers {names}", file=sys.stderr)
-    t = {
-        "kind": "quantize",
-        "mode": "dynamic",
-        "stage": "converted",
-        "backend": engine,
-        "dtype": params["dtype"],
-        "layer_types": ["Linear", "LSTM"],
-        "qconfig": {"dtype": params["dtype"]},
-        "fp32_layers": [],
-        "int8_layers": names,
-    }
-    io.save_model(q, recipes.with_transform(recipe, t), outputs["model"])

@@ -7,13 +7,8 @@ import math
 import torch
 from torch import nn
 
-from compressflow import data, io
 from compressflow.quantize.graph import (
-    prepare,
     quantized_layers,
-)
-from compressflow.quantize.qconfig import (
-    set_backend,
 )
 
 
@@ -50,20 +45,3 @@ def layer_error(reference: nn.Module, quantized: nn.Module, x: torch.Tensor) -> 
     names = quantized_layers(quantized)
     ref, got = float_outputs(reference, names, x), float_outputs(quantized, names, x)
     return [{"layer": n, "mse": (ref[n] - got[n]).pow(2).mean().item(), "sqnr_db": sqnr_db(ref[n], got[n])} for n in names]
-
-
-def step_layer_error(inputs, outputs, params, threads):
-    torch.set_num_threads(threads)
-    q, recipe = io.load_model(inputs["model"])
-    parent, _ = io.load_model(inputs["parent"])
-    calib = data.load_split(inputs["calib"])
-    t = recipe["transforms"][-1]
-    if t["mode"] == "dynamic":
-        reference = parent
-    else:
-        # Same fusion as the quantized model (Conv+BN+ReLU in one module, same name), float arithmetic.
-        reference = prepare(parent, t["qconfig"], t["input_size"], fp32_layers=t.get("fp32_layers", ())).eval()
-        set_backend(t["backend"])
-    x, _ = next(data.batches(calib, params["batch_size"]))
-    rows = layer_error(reference, q, x)
-    io.write_csv(rows, outputs["csv"])

@@ -9,22 +9,17 @@ import sys
 import torch
 from torch import nn
 
-from compressflow import data, io, recipes
 from compressflow import evaluate as ev
+from compressflow import io
 from compressflow.quantize.error import sqnr_db
 from compressflow.quantize.graph import (
     STATIC_LAYERS,
     calibrate,
-    check_calib_size,
     convert,
     input_size_of,
     prepare,
     quantizable_units,
 )
-from compressflow.quantize.qconfig import (
-    qconfig_spec,
-)
-from compressflow.quantize.rebuild import transform
 
 
 @torch.no_grad()
@@ -155,37 +150,3 @@ def plot_sensitivity(rows: list[dict], path) -> None:
     with io.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-
-
-def step_analyze_sensitivity(inputs, outputs, params, threads):
-    torch.set_num_threads(threads)
-    model, _ = io.load_model(inputs["model"])
-    calib, val = data.load_split(inputs["calib"]), data.load_split(inputs["val"])
-    s = {
-        "backend": "x86",
-        "observer": "minmax",
-        "activation": "affine",
-        "per_channel": True,
-        "calib_size": len(calib["y"]),
-        **params["spec"],
-    }
-    spec = qconfig_spec(s["backend"], s["observer"], s["activation"], s["per_channel"])
-    rows = sensitivity(model, spec, calib, val, min(int(s["calib_size"]), len(calib["y"])))
-    io.write_csv(rows, outputs["csv"])
-    plot_sensitivity(rows, outputs["plot"])
-
-
-def step_quantize_mixed(inputs, outputs, params, threads):
-    torch.set_num_threads(threads)
-    model, recipe = io.load_model(inputs["model"])
-    calib, val = data.load_split(inputs["calib"]), data.load_split(inputs["val"])
-    spec = qconfig_spec(params["backend"], params["observer"], "affine", params["per_channel"])
-    calib_size = check_calib_size(calib, params["calib_size"] if params.get("calib_size") else len(calib["y"]))
-    q, info = mixed_precision(
-        model, spec, calib, val, calib_size, read_sensitivity(inputs["sensitivity"]), params["max_accuracy_drop"], params["keep_first_last"]
-    )
-    t = transform(
-        "mixed", spec, input_size_of(calib), fp32_layers=info["fp32_layers"], budget_met=info["budget_met"], calib_size=calib_size
-    )
-    io.save_model(q, recipes.with_transform(recipe, t), outputs["model"])
-    io.write_json(info, outputs["report"])

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-
 import torch
 from torch import fx, nn
 from torch.ao import quantization as tq
 from torch.ao.nn import quantized as nnq
 
-from compressflow import data, io, recipes
+from compressflow import data
 from compressflow.quantize.error import float_outputs
 from compressflow.quantize.graph import (
-    calibrate,
     check_calib_size,
-    convert,
-    input_size_of,
-    prepare,
 )
-from compressflow.quantize.qconfig import (
-    qconfig_spec,
-    set_backend,
-)
-from compressflow.quantize.rebuild import transform
 
 
 def observer_table(prepared: fx.GraphModule) -> list[dict]:
@@ -77,32 +66,3 @@ def bias_correct(quantized: nn.Module, reference: nn.Module, split: dict, calib_
         qmod.set_weight_bias(qmod.weight(), qmod.bias() - shift)
         done.append({"layer": name, "mean_abs_shift": shift.abs().mean().item()})
     return done
-
-
-def step_calibrate_ptq(inputs, outputs, params, threads):
-    torch.set_num_threads(threads)
-    model, recipe = io.load_model(inputs["model"])
-    calib = data.load_split(inputs["calib"])
-    spec = qconfig_spec(params["backend"], params["observer"], params["activation"], params["per_channel"], params.get("percentile", 99.99))
-    size = input_size_of(calib)
-    check_calib_size(calib, params["calib_size"])
-    prepared = prepare(model, spec, size)
-    n = calibrate(prepared, calib, params["calib_size"])
-    table = observer_table(prepared)
-    t = transform("ptq", spec, size, stage="prepared", calib_size=n)
-    io.save_model(prepared, recipes.with_transform(recipe, t), outputs["calibrated"])
-    io.write_json({"qconfig": spec, "calib_images": n, "input_size": size, "observers": table}, outputs["calibration"])
-
-
-def step_convert_ptq(inputs, outputs, params, threads):
-    torch.set_num_threads(threads)
-    prepared, recipe = io.load_model(inputs["calibrated"])
-    t = dict(recipe["transforms"][-1], stage="converted", bias_correction=bool(params["bias_correction"]))
-    set_backend(t["backend"])
-    q = convert(prepared)
-    if params["bias_correction"]:
-        calib = data.load_split(inputs["calib"])
-        corrections = bias_correct(q, prepared, calib, t["calib_size"])
-        print(f"bias correction on {len(corrections)} layers", file=sys.stderr)
-    base = dict(recipe, transforms=recipe["transforms"][:-1])
-    io.save_model(q, recipes.with_transform(base, t), outputs["model"])

@@ -6,16 +6,13 @@ timed in the same process (:func:`compressflow.evaluate.metrics`).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 
-from compressflow import data, io, layout, models, sysinfo
-from compressflow import evaluate as ev
+from compressflow import data, io, sysinfo
 from compressflow.errors import CompressflowError
-from compressflow.measure import size_mb
-from compressflow.runtimes import onnx, pytorch
+from compressflow.runtimes import onnx
 
 __all__ = [
     "VNNI_FLAGS",
@@ -24,8 +21,6 @@ __all__ = [
     "runner",
     "CalibrationReader",
     "quantize",
-    "step_quantize_onnxruntime",
-    "step_evaluate_onnxruntime",
 ]
 
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
@@ -129,49 +124,3 @@ def quantize(
 
 
 # --- workflow steps ----------------------------------------------------------------------------------------------------
-
-
-def step_quantize_onnxruntime(inputs, outputs, params, threads):
-    q = params["int8"]
-    info = quantize(
-        inputs["onnx"],
-        outputs["onnx"],
-        data.load_split(inputs["calib"]),
-        calibrate_method=q["calibrate_method"],
-        per_channel=q["per_channel"],
-        activation_type=q["activation_type"],
-        reduce_range=q["reduce_range"],
-        nodes_to_exclude=q.get("nodes_to_exclude", []),
-    )
-    print(f"ORT static INT8 QDQ: {info}", file=sys.stderr)
-    io.write_json(info, outputs["report"])
-
-
-def step_evaluate_onnxruntime(inputs, outputs, params, threads):
-    """FP32 rows race the PyTorch artifact; INT8 rows race the FP32 ONNX model."""
-    torch.set_num_threads(params["threads"])
-    test = data.load_split(inputs["test"])
-    torch_model, torch_logits = pytorch.reference(inputs)
-    sess = onnx.session(inputs["onnx"], params["threads"])
-    logits = predict(sess, test, params["batch_size"])
-    if inputs.get("parent_onnx"):
-        parent_fn = runner(onnx.session(inputs["parent_onnx"], params["threads"]))
-        parent_runtime = "onnxruntime"
-    else:
-        parent_fn, parent_runtime = pytorch.runner(torch_model, params["threads"]), layout.PYTORCH
-    metrics = ev.metrics(
-        params["runtime"],
-        logits,
-        test,
-        own_fn=runner(sess),
-        parent_fn=parent_fn,
-        size_mb=size_mb(inputs["onnx"]),
-        params=models.count_params(torch_model),
-        threads=params["threads"],
-        latency=params["latency"],
-        parent_logits=torch_logits,
-    )
-    metrics.update(parent_runtime=parent_runtime, precision="int8" if inputs.get("parent_onnx") else "fp32", providers=sess.get_providers())
-    if inputs.get("quant_report"):
-        metrics["quantization"] = io.read_json(inputs["quant_report"])
-    io.write_json(metrics, outputs["metrics"])

@@ -8,16 +8,13 @@ each row records the precision it timed and both hints' latencies.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from compressflow import data, io, layout, measure, models
-from compressflow import evaluate as ev
+from compressflow import data
 from compressflow.errors import CompressflowError
-from compressflow.runtimes import pytorch
 
 __all__ = [
     "convert",
@@ -27,9 +24,6 @@ __all__ = [
     "runner",
     "predict",
     "quantize",
-    "step_convert_openvino",
-    "step_quantize_openvino",
-    "step_evaluate_openvino",
 ]
 
 
@@ -166,74 +160,3 @@ def quantize(
 
 
 # --- workflow steps ----------------------------------------------------------------------------------------------------
-
-
-def step_convert_openvino(inputs, outputs, params, threads):
-    info = convert(inputs["onnx"], outputs["xml"])
-    print(f"OpenVINO IR: {info}", file=sys.stderr)
-
-
-def step_quantize_openvino(inputs, outputs, params, threads):
-    q = params["int8"]
-    info = quantize(
-        inputs["xml"],
-        outputs["xml"],
-        data.load_split(inputs["calib"]),
-        data.load_split(inputs["val"]),
-        preset=q["preset"],
-        ignored_scope=q.get("ignored_scope", []),
-        accuracy_control=q["accuracy_control"],
-        max_drop=q["max_drop"],
-    )
-    print(f"NNCF INT8: {info}", file=sys.stderr)
-    io.write_json(info, outputs["report"])
-
-
-def step_evaluate_openvino(inputs, outputs, params, threads):
-    """Times the precision the config asks for, and records both hints so no row claims FP32 that ran bf16."""
-    torch.set_num_threads(params["threads"])
-    th = params["threads"]
-    test = data.load_split(inputs["test"])
-    torch_model, torch_logits = pytorch.reference(inputs)
-    path = inputs["model"]
-    chosen = params["precision"]
-    compiled = {p: compile_model(path, th, p) for p in ("auto", "f32")}
-    logits = predict(compiled[chosen], test, params["batch_size"])
-    if inputs.get("parent_ir"):
-        parent_fn, parent_runtime = runner(compile_model(inputs["parent_ir"], th, chosen)), "openvino"
-    else:
-        parent_fn, parent_runtime = pytorch.runner(torch_model, th), layout.PYTORCH
-    files = [path] + ([layout.weights_of(path)] if str(path).endswith(".xml") else [])
-    metrics = ev.metrics(
-        params["runtime"],
-        logits,
-        test,
-        own_fn=runner(compiled[chosen]),
-        parent_fn=parent_fn,
-        size_mb=measure.size_mb(*files),
-        params=models.count_params(torch_model),
-        threads=th,
-        latency=params["latency"],
-        parent_logits=torch_logits,
-    )
-    lat = params["latency"]
-    example = torch.zeros(1, 3, lat["input_size"], lat["input_size"])
-    auto, f32 = measure.latency_pair(runner(compiled["auto"]), runner(compiled["f32"]), example, warmup=lat["warmup"], iters=lat["iters"])
-    int8 = "int8+" if params["runtime"] != "openvino" else ""
-    metrics.update(
-        parent_runtime=parent_runtime,
-        inference_precision_setting=chosen,
-        precision=int8 + precision_of(compiled[chosen]),
-        precision_default_hint=precision_of(compiled["auto"]),
-        latency_ms_p50_default_hint=auto["latency_ms_p50"],
-        precision_f32_hint=precision_of(compiled["f32"]),
-        latency_ms_p50_f32_hint=f32["latency_ms_p50"],
-    )
-    if inputs.get("quant_report"):
-        metrics["quantization"] = io.read_json(inputs["quant_report"])
-    print(
-        f"{params['runtime']}: top1 {metrics['top1']:.4f}, p50 {metrics['latency_ms_p50']:.2f} ms ({metrics['precision']}), "
-        f"default hint {metrics['precision_default_hint']} {auto['latency_ms_p50']:.2f} ms, f32 hint {f32['latency_ms_p50']:.2f} ms",
-        file=sys.stderr,
-    )
-    io.write_json(metrics, outputs["metrics"])

@@ -18,10 +18,8 @@ from pathlib import Path
 
 import torch
 
-from compressflow import data, io, measure, models, sysinfo
-from compressflow import evaluate as ev
+from compressflow import data, io, sysinfo
 from compressflow.errors import CompressflowError
-from compressflow.runtimes import onnxruntime, pytorch
 
 __all__ = [
     "PRECISIONS",
@@ -33,8 +31,6 @@ __all__ = [
     "Engine",
     "predict",
     "skipped_metrics",
-    "step_build_trt_engine",
-    "step_evaluate_tensorrt",
 ]
 
 PRECISIONS = ("fp16", "int8", "int8-calib")
@@ -251,7 +247,7 @@ def predict(engine: Engine, split: dict, batch_size: int) -> torch.Tensor:
     return torch.cat([engine(x).float().cpu() for x, _ in data.batches(split, batch_size)])
 
 
-def _timed_on_gpu(fn, x_gpu):
+def timed_on_gpu(fn, x_gpu):
     def run(_):
         fn(x_gpu)
         torch.cuda.synchronize()
@@ -277,118 +273,10 @@ def skipped_metrics(runtime: str, reason: str, threads: int, latency: dict) -> d
 # --- workflow steps ----------------------------------------------------------------------------------------------------
 
 
-def _skip_or_fail(mode: str, reason: str, what: str) -> None:
+def skip_or_fail(mode: str, reason: str, what: str) -> None:
     if mode == "on":
         raise CompressflowError(
             f"deploy.tensorrt.mode is 'on' but {reason}",
             "run on a machine with an NVIDIA GPU and envs/tensorrt.yaml, or set mode: auto/off",
         )
     print(f"TensorRT {what} skipped: {reason} (deploy.tensorrt.mode: auto)", file=sys.stderr)
-
-
-def step_build_trt_engine(inputs, outputs, params, threads):
-    """Build one engine; where TensorRT cannot run (mode auto), write empty placeholders and say why in build.json."""
-    precision, mode, t = params["precision"], params["mode"], params["tensorrt"]
-    reason = unavailable()
-    if reason is None and precision == "int8-calib" and not has_implicit_calibrator():
-        reason = f"TensorRT {version()} has no IInt8EntropyCalibrator2 (removed after 10.x); the explicit Q/DQ engine is tensorrt-int8"
-        mode = "auto"  # a missing legacy API is not a missing GPU
-    onnx_path = inputs["onnx"]
-    if precision == "int8":
-        # TensorRT takes signed, symmetric Q/DQ only; this model is built for it (and is useful without a GPU too).
-        qinfo = onnxruntime.quantize(
-            inputs["onnx"],
-            outputs["qdq_onnx"],
-            data.load_split(inputs["calib"]),
-            calibrate_method=t["calibrate_method"],
-            per_channel=True,
-            activation_type="QInt8",
-            reduce_range=False,
-            symmetric_activations=True,
-        )
-        onnx_path = outputs["qdq_onnx"]
-    if reason is not None:
-        _skip_or_fail(mode, reason, f"{precision} engine")
-        for key in ("engine", "timing_cache", "build_log", "calib_cache"):
-            if key in outputs:
-                with io.atomic_path(outputs[key]) as tmp:
-                    tmp.write_bytes(b"")
-        io.write_json({"skipped": reason, "precision": precision}, outputs["build"])
-        return
-    info = build(
-        onnx_path,
-        outputs["engine"],
-        precision=precision,
-        batch=t,
-        data_size=params["data_size"],
-        latency_size=params["latency"]["input_size"],
-        timing_cache=outputs["timing_cache"],
-        build_log=outputs["build_log"],
-        calib=data.load_split(inputs["calib"]) if precision == "int8-calib" else None,
-        calib_cache=outputs.get("calib_cache"),
-    )
-    if precision == "int8":
-        info["quantization"] = qinfo
-    if "calib_cache" in outputs and not Path(outputs["calib_cache"]).exists():
-        with io.atomic_path(outputs["calib_cache"]) as tmp:
-            tmp.write_bytes(b"")
-    info["gpu"] = torch.cuda.get_device_name(0)
-    print(f"TensorRT {precision}: {info}", file=sys.stderr)
-    io.write_json(info, outputs["build"])
-
-
-def step_evaluate_tensorrt(inputs, outputs, params, threads):
-    """Accuracy on the test split at the data's size; batch-1 latency at latency.input_size against the parent on the same GPU."""
-    runtime, lat = params["runtime"], params["latency"]
-    build_info = io.read_json(inputs["build"])
-    if build_info.get("skipped"):
-        print(f"{runtime}: skipped ({build_info['skipped']})", file=sys.stderr)
-        io.write_json(skipped_metrics(runtime, build_info["skipped"], params["threads"], lat), outputs["metrics"])
-        return
-    torch.set_num_threads(params["threads"])
-    test = data.load_split(inputs["test"])
-    torch_model, torch_logits = pytorch.reference(inputs)
-    engine = Engine(inputs["engine"])
-    logits = predict(engine, test, min(params["batch_size"], params["tensorrt"]["max_batch"]))
-    x = torch.zeros(1, 3, lat["input_size"], lat["input_size"], device="cuda")
-    if inputs.get("parent_engine"):
-        parent, parent_runtime = Engine(inputs["parent_engine"]), "tensorrt-fp16"
-    else:
-        gpu_model = torch_model.cuda().eval()
-
-        def parent(x):
-            with torch.no_grad():
-                return gpu_model(x)
-
-        parent_runtime = "pytorch-cuda"
-    metrics = ev.metrics(
-        runtime,
-        logits,
-        test,
-        own_fn=_timed_on_gpu(engine, x),
-        parent_fn=_timed_on_gpu(parent, x),
-        size_mb=measure.size_mb(inputs["engine"]),
-        params=models.count_params(torch_model),
-        threads=params["threads"],
-        latency=lat,
-        parent_logits=torch_logits,
-    )
-    opt = params["tensorrt"]["opt_batch"]
-    xb = torch.zeros(opt, 3, lat["input_size"], lat["input_size"], device="cuda")
-    metrics["throughput_ips_opt_batch"] = measure.latency(_timed_on_gpu(engine, xb), xb, warmup=lat["warmup"], iters=lat["iters"])[
-        "throughput_ips"
-    ]
-    metrics.update(
-        parent_runtime=parent_runtime,
-        precision=build_info["precision"],
-        int8_method=build_info.get("int8_method"),
-        tensorrt=build_info["tensorrt"],
-        gpu=torch.cuda.get_device_name(0),
-        opt_batch=opt,
-        latency_note="GPU time with inputs already on the device (no host<->device copies)",
-    )
-    print(
-        f"{runtime}: top1 {metrics['top1']:.4f}, p50 {metrics['latency_ms_p50']:.3f} ms vs {parent_runtime} {metrics['parent_latency_ms_p50']:.3f} ms",
-        file=sys.stderr,
-    )
-    io.write_json(metrics, outputs["metrics"])

@@ -1,0 +1,23 @@
+"""Rule ``benchmark_artifact``: latency percentiles, throughput, peak memory and MACs of one artifact, timed alone."""
+
+from __future__ import annotations
+
+from compressflow import benchmark, io
+
+
+def benchmark_artifact(inputs, outputs, params, threads):
+    """One (model, variant, runtime): ``params['benchmark']`` is the config's benchmark section."""
+    b = params["benchmark"]
+    out = benchmark.benchmark(
+        params["runtime"],
+        inputs["artifact"],
+        inputs["torch_model"],
+        batch_sizes=b["batch_sizes"],
+        warmup=b["warmup"],
+        iters=b["iters"],
+        input_size=b["input_size"],
+        threads=b["threads"],
+        ov_precision=params.get("ov_precision", "f32"),
+    )
+    out = {"model": params["model"], "variant": params["variant"], **out, "job_threads": threads}
+    io.write_json(out, outputs["json"])

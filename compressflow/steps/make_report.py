@@ -1,0 +1,16 @@
+"""Rule ``make_report``: summary table, LaTeX, Pareto and diagnostic figures."""
+
+from __future__ import annotations
+
+from compressflow import report
+
+
+def make_report(inputs, outputs, params, threads):
+    entries = [dict(e, metrics_path=p) for e, p in zip(params["entries"], inputs["metrics"], strict=True)]
+    df = report.summarize(entries, params["min_speedup"], params["max_accuracy_drop"], options=params["stats"], seed=params["seed"])
+    report.write(df, outputs["csv"], outputs["md"])
+    report.latex_table(df, outputs["tex"], params["stats"]["latex_interval"])
+    report.pareto_plot(df, outputs["pareto_png"], outputs["pareto_pdf"])
+    report.sensitivity_plot(dict(zip(params["sensitivity_models"], inputs["sensitivity"], strict=True)), outputs["sensitivity_png"])
+    layer_tables = {(m, v): p for (m, v), p in zip(params["layer_error_tables"], inputs["layer_error"], strict=True)}
+    report.layer_error_plot(layer_tables, outputs["layer_error_png"])

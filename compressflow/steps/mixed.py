@@ -1,0 +1,37 @@
+"""Rule ``mixed``: mixed precision: the most sensitive units stay FP32 within a top-1 budget."""
+
+from __future__ import annotations
+
+import torch
+
+from compressflow import data, io, recipes
+from compressflow.quantize import mixed as qmixed
+from compressflow.quantize.graph import (
+    check_calib_size,
+    input_size_of,
+)
+from compressflow.quantize.qconfig import qconfig_spec
+from compressflow.quantize.rebuild import transform
+
+
+def mixed(inputs, outputs, params, threads):
+    torch.set_num_threads(threads)
+    model, recipe = io.load_model(inputs["model"])
+    calib, val = data.load_split(inputs["calib"]), data.load_split(inputs["val"])
+    spec = qconfig_spec(params["backend"], params["observer"], "affine", params["per_channel"])
+    calib_size = check_calib_size(calib, params["calib_size"] if params.get("calib_size") else len(calib["y"]))
+    q, info = qmixed.mixed_precision(
+        model,
+        spec,
+        calib,
+        val,
+        calib_size,
+        qmixed.read_sensitivity(inputs["sensitivity"]),
+        params["max_accuracy_drop"],
+        params["keep_first_last"],
+    )
+    t = transform(
+        "mixed", spec, input_size_of(calib), fp32_layers=info["fp32_layers"], budget_met=info["budget_met"], calib_size=calib_size
+    )
+    io.save_model(q, recipes.with_transform(recipe, t), outputs["model"])
+    io.write_json(info, outputs["report"])

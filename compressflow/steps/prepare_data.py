@@ -1,0 +1,12 @@
+"""Rule ``prepare_data``: the seeded, stratified train/calib/val/test splits."""
+
+from __future__ import annotations
+
+from compressflow import data, io
+
+
+def prepare_data(inputs, outputs, params, threads):
+    ds = params["dataset"]
+    splits = data.prepare(ds["kind"], ds["input_size"], ds["splits"], params["seed"], root=ds.get("root"))
+    for name, split in splits.items():
+        io.save_tensors(split, outputs[name])

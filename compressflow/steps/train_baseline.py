@@ -1,0 +1,34 @@
+"""Rule ``train_baseline``: train the FP32 baseline, or load and check the user's checkpoint."""
+
+from __future__ import annotations
+
+from compressflow import data, io, models, recipes, train
+
+
+def train_baseline(inputs, outputs, params, threads):
+    """Train the baseline, or load and check the user's checkpoint instead."""
+    spec, seed = params["spec"], params["seed"]
+    train_split = data.load_split(inputs["train"])
+    classes = train_split["classes"]
+    arch_kwargs = spec.get("arch_kwargs", {})
+    recipe = recipes.base_recipe(spec["arch"], len(classes), arch_kwargs)
+    train.seed_everything(seed, threads)
+    model = models.build(spec["arch"], len(classes), **arch_kwargs)
+    history = []
+    if inputs.get("checkpoint"):
+        state = recipes.read_state_dict(inputs["checkpoint"], "checkpoint")
+        recipes.load_state(model, state, inputs["checkpoint"])
+    else:
+        t = spec["train"]
+        history = train.fit(
+            model,
+            train_split,
+            epochs=t["epochs"],
+            lr=t["lr"],
+            batch_size=t["batch_size"],
+            seed=seed,
+            weight_decay=t["weight_decay"],
+            desc=f"train {spec['arch']}",
+        )
+    io.save_model(model.eval(), recipe, outputs["model"])
+    io.write_json({"history": history, "checkpoint": inputs.get("checkpoint")}, outputs["history"])
