@@ -30,7 +30,7 @@ RUNTIME_MODULES = {f"compressflow.runtimes.{m}" for m in ("onnx", "onnxruntime",
         ("quantize_openvino", {"openvino"}),
         ("evaluate_openvino", {"openvino"}),
         ("build_trt_engine", {"onnx", "onnxruntime", "tensorrt"}),  # TensorRT's INT8 engine takes ORT's Q/DQ model
-        ("evaluate_tensorrt", {"onnx", "onnxruntime", "tensorrt"}),
+        ("evaluate_tensorrt", {"tensorrt"}),  # the engine and its build record only
         ("benchmark_artifact", {"onnx", "onnxruntime", "openvino"}),
     ],
 )
