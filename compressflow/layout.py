@@ -1,4 +1,4 @@
-"""What the workflow builds and where it lands: runtimes and artifact paths, in one table.
+"""What the workflow builds and where it lands: techniques, runtimes and artifact paths, in one table.
 
 ``rules/common.smk``, the library, the report and the benchmarks all read these names and paths
 from here. Standard library only: Snakemake imports it while parsing, so ``snakemake -n`` stays
@@ -7,10 +7,57 @@ free of torch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 RESULTS = "results"
 ROOT_VARIANT = "fp32"  # the trained (or user-supplied) baseline every variant descends from
+
+# ---------------------------------------------------------------- techniques
+
+
+@dataclass(frozen=True)
+class Technique:
+    """One config ``technique``. Its name is also the rule that writes ``results/{model}/{variant}/model.pt``,
+    that rule's script ``scripts/<name>.py`` and its step ``compressflow/steps/<name>.py:<name>``.
+    Knobs and their defaults live only in ``config/schema.yaml``.
+    """
+
+    name: str
+    stage: str  # rules/<stage>.smk
+    quantized: bool = False  # a torch.ao INT8 model: no ONNX export (its float parent is deployed), gets a layer_error table
+    trains: bool = False  # trains with a seed: ``repeats: N`` may build it N times
+    before: tuple[str, ...] = ()  # the technique's other rules, which run before its main rule
+    knobs_of: dict = None  # rule -> the knobs it receives when the technique's rules split them (else all)
+
+
+TECHNIQUES = {
+    t.name: t
+    for t in (
+        Technique("fuse", "fuse"),
+        Technique("prune_l1", "prune", trains=True),
+        Technique("prune_channels", "prune", trains=True),
+        Technique("distill", "distill", trains=True),
+        Technique("dynamic", "quantize", quantized=True),
+        # Calibration gets only the knobs that change it: bias_correction reruns ptq, not ptq_calibrate.
+        Technique(
+            "ptq",
+            "quantize",
+            quantized=True,
+            before=("ptq_calibrate",),
+            knobs_of={"ptq_calibrate": ("backend", "observer", "activation", "per_channel", "calib_size", "percentile")},
+        ),
+        Technique("qat", "quantize", quantized=True, trains=True),
+        Technique("mixed", "quantize", quantized=True, before=("sensitivity",)),
+    )
+}
+BASELINE = "train_baseline"  # the rule that makes the root variant (trains, or loads the user's checkpoint)
+
+
+def techniques(*, quantized: bool | None = None, trains: bool | None = None) -> list[str]:
+    """Technique names, optionally only those that (do not) quantize or train."""
+    return [n for n, t in TECHNIQUES.items() if (quantized is None or t.quantized == quantized) and (trains is None or t.trains == trains)]
+
 
 # ---------------------------------------------------------------- runtimes
 
