@@ -1,6 +1,8 @@
+import json
 import os
 import re
 import sys
+from pathlib import Path
 
 # Scripts import the compressflow package from this repository, in the pip venv and in
 # every conda env alike (each job's Python inherits this variable).
@@ -12,17 +14,46 @@ os.environ.update(
 sys.path.insert(0, workflow.basedir)
 
 from compressflow import config as cfcheck
+from compressflow import verify
 from compressflow.errors import CompressflowError
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
 try:
-    cfcheck.check_schema(config, SCHEMA)
+    cfcheck.check_schema(
+        config, SCHEMA
+    )  # also settles integers: 1.0 becomes 1 before any param
     validate(
         config, SCHEMA
     )  # fills in the schema's defaults; cannot fail after the check
-    cfcheck.check(config, ".")
+    DATASET_MANIFEST = cfcheck.check(config, ".")
 except CompressflowError as _exc:
     sys.exit(f"compressflow config error: {_exc}")
+
+if workflow.is_main_process and workflow.resource_settings.cores == 0:
+    sys.exit(
+        "compressflow config error: --cores 0 leaves no core to run any job (Snakemake would wait forever); fix: pass --cores N with N >= 1, or --cores all"
+    )
+
+
+onstart:
+    # Before any job runs (and Snakemake deletes outputs it will rebuild): no artifact may have
+    # changed since its provenance was written, unless the user forces the rule that makes it.
+    if workflow.is_main_process:
+        _corrupt = verify.changed_artifacts(
+            "results",
+            forced={
+                *workflow.dag_settings.forcerun,
+                *(
+                    workflow.dag_settings.targets
+                    if workflow.dag_settings.forcetargets
+                    else ()
+                ),
+            },
+            forceall=workflow.dag_settings.forceall,
+        )
+        if _corrupt is not None:
+            sys.exit(f"compressflow error: {_corrupt}")
+
 
 MODELS = list(config["models"])
 VARIANTS = config["variants"] or {}
@@ -74,6 +105,43 @@ def built_variants():
     return [(m, v) for v in [ROOT, *sorted(VARIANTS)] for m in models_of(v)]
 
 
+def data_params():
+    """prepare_data's params: what the split bytes depend on, the image tree's manifest digest included."""
+    ds = {k: v for k, v in config["dataset"].items() if k != "max_image_pixels"}
+    params = {"dataset": canonical(ds), "seed": config["seed"]}
+    if DATASET_MANIFEST is not None:
+        params["manifest"] = DATASET_MANIFEST
+        params["max_image_pixels"] = config["dataset"]["max_image_pixels"]
+    return params
+
+
+_DATA_UNCHANGED = []
+
+
+def split(name):
+    """A data split as a job input; ``ancient`` when the splits on disk match prepare_data's params.
+
+    The splits are a function of those params (clean runs are byte-identical), so when they match,
+    rebuilding a deleted or forced split leaves its consumers alone instead of retraining everything;
+    any change to the params (config, seed, images) still reruns every consumer.
+    """
+    if not _DATA_UNCHANGED:
+        try:
+            recorded = json.loads(Path("results/data/provenance.json").read_text())[
+                "params"
+            ]
+        except (OSError, ValueError, KeyError, TypeError):
+            recorded = None
+        current = json.loads(
+            json.dumps(
+                dict(rules.prepare_data.params.items()), sort_keys=True, default=str
+            )
+        )
+        _DATA_UNCHANGED.append(recorded == current)
+    path = getattr(rules.prepare_data.output, name)
+    return ancient(path) if _DATA_UNCHANGED[0] else path
+
+
 def package_digest():
     import hashlib
     from compressflow.sysinfo import (
@@ -90,6 +158,58 @@ def technique_of(variant):
 def checkpoint_of(wildcards):
     ckpt = config["models"][wildcards.model].get("checkpoint")
     return {"checkpoint": ckpt} if ckpt else {}
+
+
+# Rules that write a variant's own artifact, by technique (evaluate adds metrics and logits to each).
+PRODUCERS = {
+    "train": ["train_baseline"],
+    "fuse": ["fuse_model"],
+    "dynamic": ["quantize_dynamic"],
+    "ptq": ["calibrate_ptq", "convert_ptq"],
+    "qat": ["train_qat"],
+    "mixed": ["quantize_mixed"],
+    "prune_l1": ["prune_unstructured"],
+    "prune_channels": ["prune_channels"],
+    "distill": ["distill_student"],
+}
+# Rules behind each deploy runtime's row, after export_onnx.
+RUNTIME_PRODUCERS = {
+    "onnxruntime": ["evaluate_onnxruntime"],
+    "onnxruntime-int8": ["quantize_onnxruntime", "evaluate_onnxruntime"],
+    "openvino": ["convert_openvino", "evaluate_openvino"],
+    "openvino-int8": ["convert_openvino", "quantize_openvino", "evaluate_openvino"],
+    "openvino-qdq": ["convert_openvino", "quantize_onnxruntime", "evaluate_openvino"],
+    "tensorrt-fp16": ["build_trt_fp16", "evaluate_tensorrt"],
+    "tensorrt-int8": ["build_trt_int8", "evaluate_tensorrt"],
+    "tensorrt-int8-calib": ["build_trt_int8_calib", "evaluate_tensorrt"],
+}
+
+
+def _outputs(rule_names, **wildcards):
+    return [
+        str(f).format(**wildcards)
+        for name in rule_names
+        for f in getattr(rules, name).output
+    ]
+
+
+def all_artifacts():
+    """Every file a job writes for this config (rule all): a deleted artifact is rebuilt, not just the reports."""
+    out = _outputs(["prepare_data"])
+    for m, v in built_variants():
+        out += _outputs([*PRODUCERS[technique_of(v)], "evaluate"], model=m, variant=v)
+    for e in deploy_entries():
+        names = ["export_onnx", *RUNTIME_PRODUCERS[e["runtime"]]]
+        out += _outputs(
+            names, model=e["model"], variant=e["variant"], runtime=e["runtime"]
+        )
+    for m, v in layer_error_tables():
+        out += _outputs(["layer_error"], model=m, variant=v)
+    for m in sensitivity_models():
+        out += _outputs(["analyze_sensitivity"], model=m)
+    for e in benchmark_entries():
+        out += _outputs(["benchmark_artifact"], **e)
+    return sorted(set(out))
 
 
 def parent_outputs(wildcards):
