@@ -19,9 +19,8 @@ from compressflow.errors import CompressflowError
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
 try:
-    cfcheck.check_schema(
-        config, SCHEMA
-    )  # also settles integers: 1.0 becomes 1 before any param
+    # Also settles integers: 1.0 becomes 1 before any param sees it.
+    cfcheck.check_schema(config, SCHEMA)
     validate(
         config, SCHEMA
     )  # fills in the schema's defaults; cannot fail after the check

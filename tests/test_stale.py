@@ -56,6 +56,7 @@ def test_corrupt_artifact_stops_the_run_before_anything_is_deleted(tiny_copy):
         needles=["artifact 'results/resnet18/fp32/model.pt'", "fix: rebuild it with --forcerun train_baseline"],
     )
     assert line.startswith("compressflow error: ")
+    assert not list((tiny_copy / ".snakemake" / "locks").glob("*"))  # the refusal released Snakemake's lock
     # The fix it names is accepted: forcing the rule that made the file plans its rebuild.
     out = snakemake(tiny_copy, "-n", "--cores", "1", "--forcerun", "train_baseline")
     assert "train_baseline" in out.stdout
