@@ -41,6 +41,9 @@ include: "rules/benchmark.smk"
 include: "rules/provenance.smk"
 
 
+add_code_digests(workflow.rules)
+
+
 rule all:
     default_target: True
     input:

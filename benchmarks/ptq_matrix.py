@@ -24,16 +24,17 @@ import torch
 
 from compressflow import data, io, recipes, sysinfo
 from compressflow import evaluate as ev
-from compressflow import quantize as Q
+from compressflow.quantize import error, graph, mixed, qconfig, rebuild
 
 DEFAULT = {"backend": "x86", "observer": "histogram", "activation": "affine", "per_channel": True, "calib_size": 128}
 
 
 def points(calib_sizes: list[int]) -> list[dict]:
     grid = [
-        dict(DEFAULT, observer=o, activation=a, per_channel=pc) for o, a, pc in itertools.product(Q.OBSERVERS, Q.ACTIVATIONS, (True, False))
+        dict(DEFAULT, observer=o, activation=a, per_channel=pc)
+        for o, a, pc in itertools.product(qconfig.OBSERVERS, qconfig.ACTIVATIONS, (True, False))
     ]
-    grid += [dict(DEFAULT, backend=b) for b in Q.BACKENDS if b != DEFAULT["backend"]]
+    grid += [dict(DEFAULT, backend=b) for b in qconfig.BACKENDS if b != DEFAULT["backend"]]
     grid += [dict(DEFAULT, calib_size=n) for n in calib_sizes if n != DEFAULT["calib_size"]]
     return grid
 
@@ -57,12 +58,12 @@ def main(argv=None):
     cpu = sysinfo.cpu()
     rows = []
     for point in points(args.calib_sizes):
-        spec = Q.qconfig_spec(point["backend"], point["observer"], point["activation"], point["per_channel"])
-        q = Q.build_static(fp32, spec, calib, Q.check_calib_size(calib, point["calib_size"]))
+        spec = qconfig.qconfig_spec(point["backend"], point["observer"], point["activation"], point["per_channel"])
+        q = mixed.build_static(fp32, spec, calib, graph.check_calib_size(calib, point["calib_size"]))
         test_logits = ev.predict(q, test)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.pt"
-            t = Q.transform("ptq", spec, int(calib["x"].shape[-1]), calib_size=point["calib_size"])
+            t = rebuild.transform("ptq", spec, int(calib["x"].shape[-1]), calib_size=point["calib_size"])
             io.save_model(q, recipes.with_transform(recipe, t), path)
             size_mb = path.stat().st_size / 2**20
         times = ev.time_alternating({"q": q, "fp32": fp32}, example, warmup=5, iters=args.iters)
@@ -72,7 +73,7 @@ def main(argv=None):
             "val_top1": ev.topk(ev.predict(q, val), val["y"], 1),
             "test_top1": ev.topk(test_logits, test["y"], 1),
             "test_top1_drop_vs_fp32": base["test"] - ev.topk(test_logits, test["y"], 1),
-            "sqnr_db_vs_fp32": Q.sqnr_db(ref_test, test_logits),
+            "sqnr_db_vs_fp32": error.sqnr_db(ref_test, test_logits),
             "size_mb": size_mb,
             "latency_ms_p50": p50,
             "fp32_latency_ms_p50": p50_fp32,

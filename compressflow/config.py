@@ -7,28 +7,17 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
+from compressflow import layout
 from compressflow.errors import CompressflowError
 
 ROOT_VARIANT = "fp32"
 # Folder names the workflow writes beside or above a model's and a variant's folders: a model or a
 # variant (or one segment of a chained variant name) with one of these names would collide with them.
-RESERVED_NAMES = (
-    "benchmarks",
-    "data",
-    "logs",
-    "onnx",
-    "onnxruntime",
-    "onnxruntime-int8",
-    "openvino",
-    "openvino-int8",
-    "openvino-qdq",
-    "provenance",
-    "pytorch",
-    "report",
-    "sensitivity",
-    "tensorrt-fp16",
-    "tensorrt-int8",
-    "tensorrt-int8-calib",
+RESERVED_NAMES = tuple(
+    sorted(
+        {"benchmarks", "data", "logs", "provenance", "report", "sensitivity", *layout.RUNTIMES}
+        | {path.split("/")[0] for path in layout.ARTIFACTS.values() if "/" in path}
+    )
 )
 
 

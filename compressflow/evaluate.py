@@ -34,6 +34,11 @@ def agreement(logits: torch.Tensor, parent_logits: torch.Tensor) -> dict:
     }
 
 
+def correct_top1(logits: torch.Tensor, y: torch.Tensor) -> str:
+    """Per test image, '1' if the top-1 prediction is right: the report's paired tests compare these strings."""
+    return "".join("1" if ok else "0" for ok in (logits.argmax(1) == y).tolist())
+
+
 def per_class_top1(logits: torch.Tensor, y: torch.Tensor, classes) -> dict:
     pred = logits.argmax(1)
     return {str(c): (pred[y == i] == i).float().mean().item() for i, c in enumerate(classes) if (y == i).any()}
@@ -49,7 +54,7 @@ def latency(fn, example: torch.Tensor, *, warmup: int, iters: int) -> dict:
         t0 = time.perf_counter()
         fn(example)
         times.append((time.perf_counter() - t0) * 1e3)
-    return _summary(np.asarray(times), example.shape[0])
+    return {**_summary(np.asarray(times), example.shape[0]), "latency_ms_calls": _calls(times)}
 
 
 #: Timed calls per turn when several callables alternate, and the untimed time each later turn runs first.
@@ -96,7 +101,13 @@ def time_alternating(
 def latency_pair(fn_a, fn_b, example: torch.Tensor, *, warmup: int, iters: int) -> tuple[dict, dict]:
     """Latency of two callables measured in alternating blocks (:func:`time_alternating`)."""
     times = time_alternating({"a": fn_a, "b": fn_b}, example, warmup=warmup, iters=iters)
-    return _summary(np.asarray(times["a"]), example.shape[0]), _summary(np.asarray(times["b"]), example.shape[0])
+    own = {**_summary(np.asarray(times["a"]), example.shape[0]), "latency_ms_calls": _calls(times["a"])}
+    return own, _summary(np.asarray(times["b"]), example.shape[0])
+
+
+def _calls(times) -> list[float]:
+    """The timed calls (ms) as recorded in metrics.json: the report bootstraps its p50 interval from them."""
+    return [float(t) for t in times]
 
 
 def _summary(arr: np.ndarray, batch: int) -> dict:
@@ -136,6 +147,7 @@ def evaluate(
         "params": int(models.count_params(model)),
         "size_mb": os.path.getsize(model_path) / 2**20,
         "per_class_top1": per_class_top1(logits, y, test["classes"]),
+        "correct_top1": correct_top1(logits, y),
         "threads": threads,
         "latency_input": latency_input,
         "latency_batch": 1,

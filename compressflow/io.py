@@ -9,6 +9,7 @@ dict is loaded, so no pickled code is ever needed to restore a model.
 from __future__ import annotations
 
 import contextlib
+import csv
 import filecmp
 import glob
 import json
@@ -126,3 +127,11 @@ def load_model(path) -> tuple[torch.nn.Module, dict]:
     recipes.load_state(model, payload["state_dict"], str(path))
     model.eval()
     return model, recipe
+
+
+def write_csv(rows: list[dict], path) -> None:
+    """Rows of one dict each (the first row's keys are the header), written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

@@ -19,7 +19,13 @@ def _hashes(files: dict) -> dict:
 
 
 def record(rule: str, inputs: dict, outputs: dict, params: dict, seed, repo_dir) -> dict:
-    """The provenance record of one job (no timings, so it is reproducible byte for byte)."""
+    """The provenance record of one job (no timings, so it is reproducible byte for byte).
+
+    ``code_digest`` is the digest of the library code the rule's script reaches (its ``code`` param,
+    see :mod:`compressflow.codedigest`); ``git_commit`` ends in ``+dirty`` when tracked files had
+    uncommitted changes, which ``git_dirty`` says as a boolean.
+    """
+    commit = sysinfo.git_commit(repo_dir)
     return {
         "rule": rule,
         "inputs": _hashes(inputs),
@@ -27,7 +33,9 @@ def record(rule: str, inputs: dict, outputs: dict, params: dict, seed, repo_dir)
         "params": params,
         "seed": seed,
         "versions": sysinfo.versions(),
-        "git_commit": sysinfo.git_commit(repo_dir),
+        "code_digest": params.get("code"),
+        "git_commit": commit,
+        "git_dirty": commit.endswith("+dirty"),
     }
 
 

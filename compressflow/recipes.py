@@ -16,7 +16,7 @@ from compressflow.errors import CompressflowError
 REBUILDERS = {
     "fold_bn": "compressflow.fusion:rebuild",
     "prune_channels": "compressflow.prune:rebuild",
-    "quantize": "compressflow.quantize:rebuild",
+    "quantize": "compressflow.quantize.rebuild:rebuild",
 }
 
 

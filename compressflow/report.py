@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from compressflow import io
+from compressflow import io, stats
 
 COLUMNS = [
     "model",
@@ -16,12 +16,23 @@ COLUMNS = [
     "parent",
     "technique",
     "top1",
+    "top1_lo",
+    "top1_hi",
     "top5",
+    "top5_lo",
+    "top5_hi",
     "top1_drop_vs_fp32",
     "collapsed_classes",
+    "top1_drop_vs_fp32_ub",
+    "b_parent_only",
+    "c_artifact_only",
+    "mcnemar_p",
+    "verdict_vs_parent",
     "size_mb",
     "params",
     "latency_ms_p50",
+    "latency_ms_p50_lo",
+    "latency_ms_p50_hi",
     "latency_ms_p90",
     "throughput_ips",
     "parent_latency_ms_p50",
@@ -36,20 +47,40 @@ COLUMNS = [
     "latency_input",
     "cpu_model",
     "isa",
+    "seed",
+    "n_seeds",
+    "top1_std",
+    "top5_std",
+    "latency_ms_p50_std",
+    "top1_per_seed",
     "note",
 ]
 
+#: Defaults of the statistics knobs for callers outside the workflow; the workflow passes config/schema.yaml's ``report`` section.
+STATS = {"recommend": "bound", "confidence": 0.95, "alpha": 0.05, "bootstrap_samples": 2000, "latex_interval": "brackets"}
 
-def summarize(entries: list[dict], min_speedup: float, max_accuracy_drop: float = 0.01) -> pd.DataFrame:
-    """``entries``: dicts with model, variant, parent, technique and metrics_path."""
-    rows, per_class = [], []
+
+def summarize(
+    entries: list[dict], min_speedup: float, max_accuracy_drop: float = 0.01, *, options: dict | None = None, seed: int = 0
+) -> pd.DataFrame:
+    """``entries``: dicts with model, variant, parent, technique and metrics_path (and repeat_of, seed for repeats).
+
+    ``options``: the config's ``report`` section (:data:`STATS` keys); ``seed`` seeds the latency bootstrap.
+    """
+    opts = {**STATS, **(options or {})}
+    rows, per_class, correct, calls = [], [], [], []
     for e in entries:
         m = io.read_json(e["metrics_path"])
         row = {k: m.get(k) for k in COLUMNS if k in m}
         row.update(model=e["model"], variant=e["variant"], parent=e["parent"], technique=e["technique"])
+        row.update(seed=e.get("seed"), repeat_of=e.get("repeat_of"))
         rows.append(row)
         per_class.append(m.get("per_class_top1"))
-    df = pd.DataFrame(rows).reindex(columns=COLUMNS)
+        correct.append(m.get("correct_top1"))
+        calls.append(m.get("latency_ms_calls"))
+    df = pd.DataFrame(rows).reindex(columns=[*COLUMNS, "repeat_of"])
+    add_intervals(df, calls, opts["confidence"], opts["bootstrap_samples"], seed)
+    add_paired_tests(df, correct, opts["confidence"], opts["alpha"])
     ref = df[(df.variant == "fp32") & (df.runtime == "pytorch")].set_index("model").top1
     df["top1_drop_vs_fp32"] = df.model.map(ref) - df.top1
     df["collapsed_classes"] = collapsed_classes(df, per_class, max_accuracy_drop)
@@ -62,12 +93,112 @@ def summarize(entries: list[dict], min_speedup: float, max_accuracy_drop: float 
     df.loc[slow, "note"] = f"compressed but not faster (speedup < {min_speedup:g}x)"
     eager = df[(df.variant == "fp32") & (df.runtime == "pytorch")].set_index("model").latency_ms_p50
     df["speedup_vs_fp32"] = df.model.map(eager) / df.latency_ms_p50
-    df["recommended"] = recommend(df, max_accuracy_drop)
+    df["recommended"] = recommend(df, max_accuracy_drop, opts["recommend"])
+    df = add_seed_aggregates(df)
     order = df.assign(_not_eager=df.runtime != "pytorch", _not_root=df.variant != "fp32")
     order = order.sort_values(["model", "_not_eager", "runtime", "_not_root", "variant"])
-    out = order.drop(columns=["_not_eager", "_not_root"]).reset_index(drop=True)
-    out.attrs.update(max_accuracy_drop=max_accuracy_drop, n_classes=max((len(p) for p in per_class if p), default=0))
+    out = order.drop(columns=["_not_eager", "_not_root", "repeat_of"]).reset_index(drop=True)
+    out.attrs.update(max_accuracy_drop=max_accuracy_drop, n_classes=max((len(p) for p in per_class if p), default=0), **opts)
     return out
+
+
+def add_intervals(df: pd.DataFrame, calls: list, confidence: float, samples: int, seed: int) -> None:
+    """Wilson intervals for top-1/top-5 over the test images; a seeded bootstrap interval for latency p50 over the timed calls.
+
+    ``calls`` holds each row's ``latency_ms_calls`` (or None: metrics written before they were recorded), in ``df`` order.
+    """
+    n = pd.to_numeric(df.n_test, errors="coerce")
+    for col in ("top1", "top5"):
+        lo, hi = [], []
+        for acc, total in zip(pd.to_numeric(df[col], errors="coerce"), n, strict=True):
+            k = round(acc * total) if pd.notna(acc) and pd.notna(total) else None
+            # An accuracy that is not k/n (to float32 precision) is not a count over the test split: no interval.
+            ok = k is not None and abs(acc * total - k) < 1e-3
+            interval = stats.wilson(int(k), int(total), confidence) if ok else (math.nan, math.nan)
+            lo.append(interval[0])
+            hi.append(interval[1])
+        df[f"{col}_lo"], df[f"{col}_hi"] = lo, hi
+    lat = [
+        stats.bootstrap_percentile(c, 50, samples=samples, seed=seed, confidence=confidence) if c else (math.nan, math.nan) for c in calls
+    ]
+    df["latency_ms_p50_lo"] = [x[0] for x in lat]
+    df["latency_ms_p50_hi"] = [x[1] for x in lat]
+
+
+def parent_key(model: str, parent: str) -> tuple[str, str, str] | None:
+    """The (model, variant, runtime) row a row's ``parent`` names: ``v`` is v in PyTorch, ``v [runtime]`` that runtime's row."""
+    if not parent:
+        return None
+    if parent.endswith("]") and " [" in parent:
+        variant, runtime = parent[:-1].split(" [", 1)
+        return (model, variant, runtime)
+    return (model, parent, "pytorch")
+
+
+def add_paired_tests(df: pd.DataFrame, correct: list, confidence: float, alpha: float) -> None:
+    """Exact McNemar test vs the parent, and the one-sided upper bound of the paired top-1 drop vs FP32.
+
+    ``correct`` holds each row's ``correct_top1`` string (one character per test image) or None, in ``df`` order.
+    b counts images only the parent gets right, c images only the artifact gets right.
+    """
+    records = {(m, v, r): c for m, v, r, c in zip(df.model, df.variant, df.runtime, correct, strict=True) if isinstance(c, str) and c}
+    b_col, c_col, p_col, verdicts, ub = [], [], [], [], []
+    for model, variant, runtime, parent, own, top1 in zip(df.model, df.variant, df.runtime, df.parent, correct, df.top1, strict=True):
+        key = parent_key(model, parent or "")
+        theirs = records.get(key) if key else None
+        has_own = isinstance(own, str) and bool(own)
+        if has_own and theirs is not None:
+            _, b, c, _ = stats.discordant(theirs, own)
+            p = stats.mcnemar_exact(b, c)
+            b_col.append(b)
+            c_col.append(c)
+            p_col.append(p)
+            verdicts.append(stats.verdict(p, b, c, alpha))
+        else:
+            b_col.append(None)
+            c_col.append(None)
+            p_col.append(math.nan)
+            no_record = key is not None and pd.notna(top1)
+            verdicts.append("n/a: no per-image record" if no_record else "")
+        base = records.get((model, "fp32", "pytorch"))
+        if (variant, runtime) == ("fp32", "pytorch") and pd.notna(top1):
+            ub.append(0.0)
+        elif has_own and base is not None:
+            ub.append(stats.paired_difference_interval(*stats.discordant(base, own), confidence, sided=1)[1])
+        else:
+            ub.append(math.nan)
+    df["b_parent_only"] = pd.array(b_col, dtype="Int64")
+    df["c_artifact_only"] = pd.array(c_col, dtype="Int64")
+    df["mcnemar_p"] = p_col
+    df["verdict_vs_parent"] = verdicts
+    df["top1_drop_vs_fp32_ub"] = ub
+
+
+def add_seed_aggregates(df: pd.DataFrame) -> pd.DataFrame:
+    """One extra row per (model, repeated variant, runtime): mean and sample std (ddof=1) over its seeds, and each seed's top-1.
+
+    The row is a summary, not an artifact: it is never recommended and has no paired test or interval.
+    """
+    rep = df[df.repeat_of.notna()]
+    extra = []
+    for (_, base, _), g in rep.groupby(["model", "repeat_of", "runtime"], sort=True):
+        if len(g) < 2:
+            continue
+        g = g.sort_values("seed")
+        first = g.iloc[0]
+        row = {c: first[c] for c in ("model", "runtime", "parent", "technique", "n_test", "threads", "latency_input", "cpu_model", "isa")}
+        row.update(variant=f"{base} (mean of {len(g)} seeds)", n_seeds=len(g), recommended=False, verdict_vs_parent="")
+        for col in ("top1", "top5", "latency_ms_p50"):
+            vals = pd.to_numeric(g[col], errors="coerce")
+            row[col], row[f"{col}_std"] = vals.mean(), vals.std(ddof=1)
+        for col in ("size_mb", "params", "latency_ms_p90", "throughput_ips", "top1_drop_vs_fp32", "speedup_vs_fp32"):
+            row[col] = pd.to_numeric(g[col], errors="coerce").mean()
+        row["top1_per_seed"] = "; ".join(f"seed {int(sd)}: {t:.4f}" for sd, t in zip(g.seed, g.top1, strict=True))
+        row["note"] = "mean ± std over seeds (not an artifact)"
+        extra.append(row)
+    if not extra:
+        return df
+    return pd.concat([df, pd.DataFrame(extra)], ignore_index=True)
 
 
 def collapsed_classes(df: pd.DataFrame, per_class: list, max_accuracy_drop: float) -> pd.Series:
@@ -96,27 +227,109 @@ def collapsed_classes(df: pd.DataFrame, per_class: list, max_accuracy_drop: floa
 def write(df: pd.DataFrame, csv_path, md_path) -> None:
     with io.atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
+    level = f"{100 * df.attrs.get('confidence', STATS['confidence']):g}%"
+    shown = df.assign(
+        top1=[_with_interval(*v, ".4f") for v in zip(df.top1, df.top1_lo, df.top1_hi, df.top1_std, df.n_seeds, strict=True)],
+        top5=[_with_interval(*v, ".4f") for v in zip(df.top5, df.top5_lo, df.top5_hi, df.top5_std, df.n_seeds, strict=True)],
+        latency_ms_p50=[
+            _with_interval(*v, ".4g")
+            for v in zip(df.latency_ms_p50, df.latency_ms_p50_lo, df.latency_ms_p50_hi, df.latency_ms_p50_std, df.n_seeds, strict=True)
+        ],
+        b_c=[f"{b}/{c}" if pd.notna(b) and pd.notna(c) else "" for b, c in zip(df.b_parent_only, df.c_artifact_only, strict=True)],
+        mcnemar_p=[f"{p:.3g}" if pd.notna(p) else "" for p in df.mcnemar_p],
+        top1_drop_vs_fp32_ub=[f"{u:.4f}" if pd.notna(u) else "" for u in df.top1_drop_vs_fp32_ub],
+    ).rename(
+        columns={
+            "top1": f"top1 [{level} CI]",
+            "top5": f"top5 [{level} CI]",
+            "latency_ms_p50": f"latency_ms_p50 [{level} CI]",
+            "b_c": "b/c vs parent",
+        }
+    )
     show = [
         "model",
         "variant",
         "runtime",
         "parent",
-        "top1",
-        "top5",
+        f"top1 [{level} CI]",
+        f"top5 [{level} CI]",
+        "b/c vs parent",
+        "mcnemar_p",
+        "verdict_vs_parent",
+        "top1_drop_vs_fp32_ub",
         "size_mb",
         "params",
-        "latency_ms_p50",
+        f"latency_ms_p50 [{level} CI]",
         "latency_ms_p90",
         "speedup_vs_parent",
         "faster_than_parent",
+        "recommended",
         "top1_agreement_vs_parent",
         "collapsed_classes",
         "note",
     ]
     head = f"# compressflow summary\n\nLatency: batch 1, {df.threads.dropna().unique().tolist()} thread(s), input {df.latency_input.dropna().unique().tolist()} px, on {', '.join(df.cpu_model.dropna().unique())} (ISA: {', '.join(df.isa.dropna().unique())}).\nSize in MiB of the saved file. Speed-ups compare each artifact with its parent timed in the same job.\n\n"
-    table = df[show].astype("object").where(df[show].notna(), "")
+    table = shown[show].astype("object").where(shown[show].notna(), "")
+    text = head + table.to_markdown(index=False, floatfmt=".4g") + "\n\n" + statistics_section(df) + "\n" + collapsed_section(df)
     with io.atomic_path(md_path) as tmp:
-        tmp.write_text(head + table.to_markdown(index=False, floatfmt=".4g") + "\n\n" + collapsed_section(df))
+        tmp.write_text(text + seeds_section(df))
+
+
+def _with_interval(value, lo, hi, std, n_seeds, fmt: str) -> str:
+    """``0.9528 [0.9270, 0.9704]`` for an artifact, ``0.9528 ± 0.0040 (3 seeds)`` for a seed aggregate."""
+    if pd.isna(value):
+        return ""
+    if pd.notna(n_seeds):
+        return f"{value:{fmt}} ± {std:{fmt}} ({int(n_seeds)} seeds)"
+    if pd.isna(lo) or pd.isna(hi):
+        return f"{value:{fmt}}"
+    return f"{value:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def recommendation_rule(df: pd.DataFrame) -> str:
+    """The rule that picked the ``recommended`` rows, in words (summary.md states it)."""
+    budget = df.attrs.get("max_accuracy_drop", 0.01)
+    level = f"{100 * df.attrs.get('confidence', STATS['confidence']):g}%"
+    if df.attrs.get("recommend", STATS["recommend"]) == "point":
+        return (
+            f"Recommended (rule `point`): per model, the fastest artifact (latency p50) whose top-1 drop vs the FP32 PyTorch"
+            f" row, as a point estimate (`top1_drop_vs_fp32`), is at most {budget:g}. The drop's sampling error is ignored."
+        )
+    return (
+        f"Recommended (rule `bound`): per model, the fastest artifact (latency p50) whose top-1 drop vs the FP32 PyTorch row"
+        f" is at most {budget:g} with {level} confidence: the one-sided {level} upper bound of the paired difference"
+        " (Newcombe's hybrid score interval over the same test images, column `top1_drop_vs_fp32_ub`) must be within the budget."
+    )
+
+
+def statistics_section(df: pd.DataFrame) -> str:
+    """What the intervals and tests are, and the recommendation rule."""
+    level = f"{100 * df.attrs.get('confidence', STATS['confidence']):g}%"
+    alpha = df.attrs.get("alpha", STATS["alpha"])
+    samples = df.attrs.get("bootstrap_samples", STATS["bootstrap_samples"])
+    return (
+        "## Statistics\n\n"
+        f"- top1/top5 [{level} CI]: Wilson score interval over the test images.\n"
+        f"- latency_ms_p50 [{level} CI]: percentile bootstrap of the median over the row's timed calls"
+        f" ({samples} resamples, seeded by the config `seed`); it covers timing noise within this job, not other machines.\n"
+        "- b/c vs parent: test images only the parent gets right (b) and only this artifact gets right (c);"
+        " `mcnemar_p` is the exact two-sided McNemar test of b vs c (binomial, 1/2)."
+        f' `verdict_vs_parent` is "significant drop" or "significant gain" when p < {alpha:g}, else "no significant change".\n'
+        f"- top1_drop_vs_fp32_ub: one-sided {level} upper bound of the paired top-1 drop vs the same model's FP32 PyTorch row.\n"
+        f"- {recommendation_rule(df)}\n"
+    )
+
+
+def seeds_section(df: pd.DataFrame) -> str:
+    """Per repeated variant: mean ± sample std over seeds and each seed's top-1 (empty when nothing is repeated)."""
+    agg = df[df.n_seeds.notna()]
+    if agg.empty:
+        return ""
+    lines = [
+        f"- {r.model} / {r.variant} / {r.runtime}: top-1 {r.top1:.4f} ± {r.top1_std:.4f} (sample std); {r.top1_per_seed}"
+        for r in agg.itertuples()
+    ]
+    return "\n## Seeds\n\nVariants built with `repeats: N`, one artifact per seed (`<variant>@seed<seed>`):\n\n" + "\n".join(lines) + "\n"
 
 
 def collapsed_section(df: pd.DataFrame) -> str:
@@ -138,10 +351,18 @@ def collapsed_section(df: pd.DataFrame) -> str:
     return text + "\n\n" + ("\n".join(lines) if lines else "none") + "\n"
 
 
-def recommend(df: pd.DataFrame, max_accuracy_drop: float) -> pd.Series:
-    """Per model, the fastest row whose top-1 drop vs the FP32 baseline is within budget."""
+def recommend(df: pd.DataFrame, max_accuracy_drop: float, rule: str = "bound") -> pd.Series:
+    """Per model, the fastest row whose top-1 drop vs the FP32 baseline is within budget.
+
+    ``rule="bound"``: the one-sided upper confidence bound of the paired drop (``top1_drop_vs_fp32_ub``)
+    must be within budget, so an artifact whose drop may exceed it by chance of the test sample is not picked;
+    ``rule="point"``: the point estimate ``top1_drop_vs_fp32`` must.
+    """
+    if rule not in ("bound", "point"):
+        raise ValueError(f"unknown recommendation rule {rule!r}; use 'bound' or 'point'")
+    drop = df.top1_drop_vs_fp32_ub if rule == "bound" else df.top1_drop_vs_fp32
     out = pd.Series(False, index=df.index)
-    ok = df[(df.top1_drop_vs_fp32 <= max_accuracy_drop + 1e-12) & df.latency_ms_p50.notna()]
+    ok = df[(drop <= max_accuracy_drop + 1e-12) & df.latency_ms_p50.notna()]
     for _, group in ok.groupby("model"):
         out[group.latency_ms_p50.idxmin()] = True
     return out
@@ -158,31 +379,69 @@ def pareto_front(points: pd.DataFrame) -> pd.DataFrame:
     return pts.loc[keep]
 
 
-def latex_table(df: pd.DataFrame, path) -> None:
-    """A booktabs table for the paper: accuracy, size, latency, speed-up vs FP32 eager."""
+def latex_interval(value, lo, hi, fmt: str, style: str) -> str:
+    """One cell: ``0.953 [0.929, 0.971]`` (brackets), ``$0.953 \\pm 0.021$`` or ``$0.953^{+0.018}_{-0.024}$`` (pm), or the value (none).
+
+    ``pm`` writes one half-width only when the interval is symmetric at the printed precision; Wilson and
+    bootstrap intervals usually are not, and a symmetric ± would misstate them.
+    """
+    if pd.isna(value):
+        return "--"
+    if style == "none" or pd.isna(lo) or pd.isna(hi):
+        return f"{value:{fmt}}"
+    if style == "brackets":
+        return f"{value:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+    up, down = f"{hi - value:{fmt}}", f"{value - lo:{fmt}}"
+    if up == down:
+        return f"${value:{fmt}} \\pm {up}$"
+    return f"${value:{fmt}}^{{+{up}}}_{{-{down}}}$"
+
+
+def latex_table(df: pd.DataFrame, path, interval: str | None = None) -> None:
+    """A booktabs table for the paper: accuracy and latency with intervals, McNemar p vs parent, size, speed-up vs FP32 eager.
+
+    ``interval``: ``brackets``, ``pm`` or ``none`` (config ``report.latex_interval``); seed aggregates show mean ± std.
+    """
+    style = interval or df.attrs.get("latex_interval", STATS["latex_interval"])
     cols = {
         "model": "Model",
         "variant": "Variant",
         "runtime": "Runtime",
         "top1": "Top-1",
+        "mcnemar_p": "$p$ vs parent",
         "size_mb": "Size (MiB)",
         "latency_ms_p50": "p50 (ms)",
         "speedup_vs_fp32": "Speed-up",
         "faster_than_parent": "Faster",
     }
-    t = df[df.latency_ms_p50.notna()][list(cols)].copy()
+    if style != "none":
+        level = f"{100 * df.attrs.get('confidence', STATS['confidence']):g}\\%"
+        cols.update(top1=f"Top-1 ({level} CI)", latency_ms_p50=f"p50 (ms, {level} CI)")
+    d = df.reindex(
+        columns=[*cols, "top1_lo", "top1_hi", "top1_std", "latency_ms_p50_lo", "latency_ms_p50_hi", "latency_ms_p50_std", "n_seeds"]
+    )
+    d = d[d.latency_ms_p50.notna()]
+    t = d[list(cols)].copy()
+    t["top1"] = [_latex_cell(*v, ".3f", style) for v in zip(d.top1, d.top1_lo, d.top1_hi, d.top1_std, d.n_seeds, strict=True)]
+    t["latency_ms_p50"] = [
+        _latex_cell(*v, ".2f", style)
+        for v in zip(d.latency_ms_p50, d.latency_ms_p50_lo, d.latency_ms_p50_hi, d.latency_ms_p50_std, d.n_seeds, strict=True)
+    ]
+    t["mcnemar_p"] = [f"{p:.3f}" if pd.notna(p) else "--" for p in d.mcnemar_p]
     t["faster_than_parent"] = t.faster_than_parent.map({True: "yes", False: "no"}).fillna("")
     t["variant"] = t.variant + df.loc[t.index, "recommended"].map({True: r" $\star$", False: ""})
     for c in ("model", "variant", "runtime"):
         t[c] = t[c].str.replace("_", r"\_", regex=False)
-    styler = (
-        t.rename(columns=cols)
-        .style.hide(axis="index")
-        .format({"Top-1": "{:.3f}", "Size (MiB)": "{:.2f}", "p50 (ms)": "{:.2f}", "Speed-up": "{:.2f}"}, na_rep="--")
-    )
+    styler = t.rename(columns=cols).style.hide(axis="index").format({"Size (MiB)": "{:.2f}", "Speed-up": "{:.2f}"}, na_rep="--")
     latex = styler.to_latex(hrules=True, column_format="lll" + "r" * (len(cols) - 3))
     with io.atomic_path(path) as tmp:
         tmp.write_text(latex)
+
+
+def _latex_cell(value, lo, hi, std, n_seeds, fmt: str, style: str) -> str:
+    if pd.notna(n_seeds) and pd.notna(value):
+        return f"${value:{fmt}} \\pm {std:{fmt}}$ ({int(n_seeds)} seeds)"
+    return latex_interval(value, lo, hi, fmt, style)
 
 
 def _pyplot():
@@ -201,11 +460,16 @@ def _save_png(fig, png_path, dpi: int = 100) -> None:
 
 
 def pareto_plot(df: pd.DataFrame, png_path, pdf_path) -> None:
-    """Top-1 vs latency per model; marker area = size, the front drawn, the recommended artifact starred."""
+    """Top-1 vs latency per model; marker area = size, error bars = the intervals, the front drawn, the recommended artifact starred.
+
+    Seed aggregates are not drawn: each seed's artifact is.
+    """
     import matplotlib.ticker
 
     plt = _pyplot()
     data = df[df.latency_ms_p50.notna() & df.top1.notna()]
+    if "n_seeds" in data:
+        data = data[data.n_seeds.isna()]
     models = sorted(data.model.unique())
     fig, axes = plt.subplots(1, max(1, len(models)), figsize=(6 * max(1, len(models)), 4.5), squeeze=False)
     runtimes = sorted(data.runtime.unique())
@@ -214,6 +478,17 @@ def pareto_plot(df: pd.DataFrame, png_path, pdf_path) -> None:
         d = data[data.model == model]
         for runtime, g in d.groupby("runtime"):
             ax.scatter(g.latency_ms_p50, g.top1, s=20 + 4 * g.size_mb, alpha=0.6, color=colors[runtime], label=runtime)
+            if {"top1_lo", "latency_ms_p50_lo"} <= set(g.columns):
+                ax.errorbar(
+                    g.latency_ms_p50,
+                    g.top1,
+                    xerr=[(g.latency_ms_p50 - g.latency_ms_p50_lo).fillna(0), (g.latency_ms_p50_hi - g.latency_ms_p50).fillna(0)],
+                    yerr=[(g.top1 - g.top1_lo).fillna(0), (g.top1_hi - g.top1).fillna(0)],
+                    fmt="none",
+                    ecolor=colors[runtime],
+                    alpha=0.5,
+                    lw=0.8,
+                )
             for _, row in g.iterrows():
                 ax.annotate(row.variant, (row.latency_ms_p50, row.top1), fontsize=7, xytext=(3, 3), textcoords="offset points")
         front = pareto_front(d)
@@ -223,8 +498,9 @@ def pareto_plot(df: pd.DataFrame, png_path, pdf_path) -> None:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel(f"latency p50 (ms, batch 1, {int(d.latency_input.max())} px)")
-        ax.set_ylabel("top-1 (test)")
+        level = f"{100 * df.attrs.get('confidence', STATS['confidence']):g}%"
+        ax.set_xlabel(f"latency p50 (ms, batch 1, {int(d.latency_input.max())} px), {level} bootstrap interval")
+        ax.set_ylabel(f"top-1 (test), {level} Wilson interval")
         ax.set_title(model)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")

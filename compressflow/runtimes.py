@@ -55,6 +55,7 @@ def measure(
         "params": int(params),
         "size_mb": size,
         "per_class_top1": ev.per_class_top1(logits, y, test["classes"]),
+        "correct_top1": ev.correct_top1(logits, y),
         "threads": threads,
         "latency_input": latency["input_size"],
         "latency_batch": 1,

@@ -98,9 +98,9 @@ def evaluate(inputs, outputs, params, threads):
 
 def make_report(inputs, outputs, params, threads):
     entries = [dict(e, metrics_path=p) for e, p in zip(params["entries"], inputs["metrics"], strict=True)]
-    df = report.summarize(entries, params["min_speedup"], params["max_accuracy_drop"])
+    df = report.summarize(entries, params["min_speedup"], params["max_accuracy_drop"], options=params["stats"], seed=params["seed"])
     report.write(df, outputs["csv"], outputs["md"])
-    report.latex_table(df, outputs["tex"])
+    report.latex_table(df, outputs["tex"], params["stats"]["latex_interval"])
     report.pareto_plot(df, outputs["pareto_png"], outputs["pareto_pdf"])
     report.sensitivity_plot(dict(zip(params["sensitivity_models"], inputs["sensitivity"], strict=True)), outputs["sensitivity_png"])
     layer_tables = {(m, v): p for (m, v), p in zip(params["layer_error_tables"], inputs["layer_error"], strict=True)}

@@ -14,7 +14,7 @@ os.environ.update(
 sys.path.insert(0, workflow.basedir)
 
 from compressflow import config as cfcheck
-from compressflow import verify
+from compressflow import repeats, verify
 from compressflow.errors import CompressflowError
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
@@ -55,7 +55,8 @@ onstart:
 
 
 MODELS = list(config["models"])
-VARIANTS = config["variants"] or {}
+# A variant with repeats: N adds N - 1 copies named <name>@seed<seed> (compressflow/repeats.py).
+VARIANTS, REPEATS = repeats.expand(config["variants"] or {}, config["seed"])
 ROOT = cfcheck.ROOT_VARIANT
 
 
@@ -88,11 +89,28 @@ def parent_of(variant):
 
 
 def knobs(wildcards):
-    """The variant's technique knobs: everything in its config entry but from/technique/models."""
+    """The variant's technique knobs: everything in its config entry but from/technique/models/repeats."""
     spec = VARIANTS[wildcards.variant]
     return canonical(
-        {k: v for k, v in spec.items() if k not in ("from", "technique", "models")}
+        {
+            k: v
+            for k, v in spec.items()
+            if k not in ("from", "technique", "models", "repeats")
+        }
     )
+
+
+def seed_of(wildcards):
+    """The training seed of a variant: the config seed, or its repeat's own seed."""
+    return REPEATS.get(wildcards.variant, (None, config["seed"]))[1]
+
+
+def repeat_info(variant):
+    """For the report: which repeated variant this artifact is a seed of, and the seed ({} if not repeated)."""
+    if variant not in REPEATS:
+        return {}
+    base, seed = REPEATS[variant]
+    return {"repeat_of": base, "seed": seed}
 
 
 def parent_model(wildcards):
@@ -117,13 +135,8 @@ def data_params():
 _DATA_UNCHANGED = []
 
 
-def split(name):
-    """A data split as a job input; ``ancient`` when the splits on disk match prepare_data's params.
-
-    The splits are a function of those params (clean runs are byte-identical), so when they match,
-    rebuilding a deleted or forced split leaves its consumers alone instead of retraining everything;
-    any change to the params (config, seed, images) still reruns every consumer.
-    """
+def _data_unchanged():
+    """Whether the splits on disk were made with exactly the params prepare_data has now (code digest included)."""
     if not _DATA_UNCHANGED:
         try:
             recorded = json.loads(Path("results/data/provenance.json").read_text())[
@@ -137,8 +150,19 @@ def split(name):
             )
         )
         _DATA_UNCHANGED.append(recorded == current)
+    return _DATA_UNCHANGED[0]
+
+
+def split(name):
+    """A data split as a job input: ``ancient`` while the splits on disk match prepare_data's params.
+
+    The splits are a function of those params (clean runs are byte-identical), so then rebuilding a
+    deleted or forced split leaves its consumers alone instead of retraining everything; any change to
+    the params (config, seed, images, the data code's digest) reruns every consumer. An input
+    function, so it sees the params after add_code_digests.
+    """
     path = getattr(rules.prepare_data.output, name)
-    return ancient(path) if _DATA_UNCHANGED[0] else path
+    return lambda wildcards: ancient(path) if _data_unchanged() else path
 
 
 def package_digest():
@@ -476,3 +500,15 @@ def benchmark_env(w):
 
 wildcard_constraints:
     model=alternation(MODELS),
+
+
+# --- code digests (Snakefile, after every include) ---
+# A rule's script is a shim over compressflow/, so each rule gets the digest of the library code its
+# script can reach as param `code`; Snakemake's params trigger reruns a job when that code changes.
+def add_code_digests(rules):
+    from compressflow.codedigest import script_digest
+
+    for r in rules:
+        if r.script:
+            script = os.path.join(str(r.basedir), r.script)
+            r.set_params(code=script_digest(script, workflow.basedir))

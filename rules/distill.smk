@@ -28,6 +28,6 @@ rule distill_student:
     params:
         knobs=knobs,
         train=lambda w: canonical(config["models"][w.model]["train"]),
-        seed=config["seed"],
+        seed=seed_of,
     script:
         "../scripts/distill_student.py"

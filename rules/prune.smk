@@ -18,7 +18,7 @@ rule prune_unstructured:
     params:
         knobs=knobs,
         train=lambda w: canonical(config["models"][w.model]["train"]),
-        seed=config["seed"],
+        seed=seed_of,
     script:
         "../scripts/prune_unstructured.py"
 
@@ -45,6 +45,6 @@ rule prune_channels:
         train=lambda w: canonical(config["models"][w.model]["train"]),
         input_size=config["dataset"]["input_size"],
         latency_input=config["evaluate"]["latency"]["input_size"],
-        seed=config["seed"],
+        seed=seed_of,
     script:
         "../scripts/prune_channels.py"

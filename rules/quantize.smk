@@ -89,7 +89,7 @@ rule train_qat:
         batch_size=lambda w: knobs(w)["batch_size"],
         freeze_observers_epoch=lambda w: knobs(w)["freeze_observers_epoch"],
         freeze_bn_epoch=lambda w: knobs(w)["freeze_bn_epoch"],
-        seed=config["seed"],
+        seed=seed_of,
     script:
         "../scripts/train_qat.py"
 

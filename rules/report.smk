@@ -47,6 +47,7 @@ rule make_report:
                 "variant": v,
                 "parent": "" if v == ROOT else parent_of(v),
                 "technique": technique_of(v),
+                **repeat_info(v),
             }
             for m, v in built_variants()
         ]
@@ -58,5 +59,7 @@ rule make_report:
         layer_error_tables=[[m, v] for m, v in layer_error_tables()],
         min_speedup=config["evaluate"]["min_speedup"],
         max_accuracy_drop=config["report"]["max_accuracy_drop"],
+        stats={k: v for k, v in config["report"].items() if k != "max_accuracy_drop"},
+        seed=config["seed"],
     script:
         "../scripts/make_report.py"

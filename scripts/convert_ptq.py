@@ -1,4 +1,4 @@
-from compressflow import quantize
+from compressflow.quantize import static
 from compressflow.smk import run
 
-run(snakemake, quantize.step_convert_ptq)  # noqa: F821 (injected by Snakemake)
+run(snakemake, static.step_convert_ptq)  # noqa: F821 (injected by Snakemake)

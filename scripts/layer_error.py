@@ -1,4 +1,4 @@
-from compressflow import quantize
+from compressflow.quantize import error
 from compressflow.smk import run
 
-run(snakemake, quantize.step_layer_error)  # noqa: F821 (injected by Snakemake)
+run(snakemake, error.step_layer_error)  # noqa: F821 (injected by Snakemake)

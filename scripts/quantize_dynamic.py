@@ -1,4 +1,4 @@
-from compressflow import quantize
+from compressflow.quantize import dynamic
 from compressflow.smk import run
 
-run(snakemake, quantize.step_quantize_dynamic)  # noqa: F821 (injected by Snakemake)
+run(snakemake, dynamic.step_quantize_dynamic)  # noqa: F821 (injected by Snakemake)

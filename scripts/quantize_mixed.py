@@ -1,4 +1,4 @@
-from compressflow import quantize
+from compressflow.quantize import mixed
 from compressflow.smk import run
 
-run(snakemake, quantize.step_quantize_mixed)  # noqa: F821 (injected by Snakemake)
+run(snakemake, mixed.step_quantize_mixed)  # noqa: F821 (injected by Snakemake)

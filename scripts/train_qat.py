@@ -1,4 +1,4 @@
-from compressflow import quantize
+from compressflow.quantize import qat
 from compressflow.smk import run
 
-run(snakemake, quantize.step_train_qat)  # noqa: F821 (injected by Snakemake)
+run(snakemake, qat.step_train_qat)  # noqa: F821 (injected by Snakemake)

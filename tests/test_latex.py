@@ -25,6 +25,11 @@ def _table() -> pd.DataFrame:
             "speedup_vs_fp32": [1.0, 3.8, nan, nan],
             "faster_than_parent": [nan, True, False, nan],
             "recommended": [False, True, False, False],
+            "top1_lo": [0.929, nan, 0.85, nan],
+            "top1_hi": [0.971, nan, 0.94, nan],
+            "latency_ms_p50_lo": [4.0, 1.0, 2.5, nan],
+            "latency_ms_p50_hi": [4.5, 1.2, 2.7, nan],
+            "mcnemar_p": [nan, 0.25, 0.0078, nan],
         }
     )
 
@@ -52,7 +57,17 @@ def test_table_tex_compiles(tmp_path, pdflatex):
     assert out.returncode == 0, out.stdout[-3000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 0
     assert r"\toprule" in tex and r"prune\_ch50/ptq\_x86 $\star$" in tex and "--" in tex
+    assert "0.950 [0.929, 0.971]" in tex and "4.20 [4.00, 4.50]" in tex and "0.008" in tex
     assert "skipped" not in tex  # rows without a latency are left out
+
+
+@pytest.mark.parametrize("style", ["pm", "none"])
+def test_table_tex_interval_styles_compile(tmp_path, pdflatex, style):
+    report.latex_table(_table(), tmp_path / "generated.tex", style)
+    tex = (tmp_path / "generated.tex").read_text()
+    out = _compile(tmp_path, tex)
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert ("^{+" in tex) == (style == "pm") and "[0.929" not in tex
 
 
 def test_broken_table_does_not_compile(tmp_path, pdflatex):

@@ -7,10 +7,13 @@ import math
 import pytest
 import torch
 from torch import nn
+from torch.ao import quantization as tq
+from torch.ao.nn.quantized import dynamic as nnqd
 
-from compressflow import io, models, recipes
-from compressflow import quantize as Q
+from compressflow import data, io, models, recipes
+from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
+from compressflow.quantize import dynamic, error, graph, mixed, qat, qconfig, rebuild, static
 
 torch.set_num_threads(1)
 SIZE = 16
@@ -62,32 +65,32 @@ def split(n=48, seed=0):
 
 
 def batch():
-    return Q.data.to_input(split(8, seed=1)["x"])
+    return data.to_input(split(8, seed=1)["x"])
 
 
 def ptq(model, observer="minmax", activation="affine", per_channel=True, backend="x86"):
-    spec = Q.qconfig_spec(backend, observer, activation, per_channel)
-    prepared = Q.prepare(model, spec, SIZE)
-    Q.calibrate(prepared, split(), 32)
+    spec = qconfig.qconfig_spec(backend, observer, activation, per_channel)
+    prepared = graph.prepare(model, spec, SIZE)
+    graph.calibrate(prepared, split(), 32)
     return spec, prepared
 
 
-@pytest.mark.parametrize("observer", Q.OBSERVERS)
-@pytest.mark.parametrize("activation", Q.ACTIVATIONS)
+@pytest.mark.parametrize("observer", qconfig.OBSERVERS)
+@pytest.mark.parametrize("activation", qconfig.ACTIVATIONS)
 def test_ptq_observers_close_to_float(observer, activation):
     model = tiny_model()
     _, prepared = ptq(model, observer, activation)
-    q = Q.convert(prepared)
+    q = graph.convert(prepared)
     x = batch()
     with torch.no_grad():
         ref, out = model(x), q(x)
-    assert Q.sqnr_db(ref, out) > 15, "INT8 logits should track the float logits"
-    assert Q.quantized_layers(q) == ["conv1", "conv2", "fc"]
+    assert error.sqnr_db(ref, out) > 15, "INT8 logits should track the float logits"
+    assert graph.quantized_layers(q) == ["conv1", "conv2", "fc"]
 
 
 def test_percentile_clips_range():
-    obs_h = Q.tq.HistogramObserver(reduce_range=False)
-    obs_p = Q.PercentileObserver(percentile=99.0, reduce_range=False)
+    obs_h = tq.HistogramObserver(reduce_range=False)
+    obs_p = qconfig.PercentileObserver(percentile=99.0, reduce_range=False)
     x = torch.cat([torch.rand(10000), torch.tensor([50.0])])
     obs_h(x)
     obs_p(x)
@@ -98,46 +101,46 @@ def test_percentile_clips_range():
 
 def test_symmetric_activation_zero_point_128():
     _, prepared = ptq(tiny_model(), "minmax", "symmetric")
-    table = Q.observer_table(prepared)
+    table = static.observer_table(prepared)
     assert table and all(row["zero_point"] == 128 for row in table)
     _, prepared = ptq(tiny_model(), "minmax", "affine")
-    assert Q.observer_table(prepared)[0]["zero_point"] != 128
+    assert static.observer_table(prepared)[0]["zero_point"] != 128
 
 
 def test_per_channel_vs_per_tensor_weights():
-    q_pc = Q.convert(ptq(tiny_model(), per_channel=True)[1])
-    q_pt = Q.convert(ptq(tiny_model(), per_channel=False)[1])
+    q_pc = graph.convert(ptq(tiny_model(), per_channel=True)[1])
+    q_pt = graph.convert(ptq(tiny_model(), per_channel=False)[1])
     assert q_pc.conv1.weight().qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric)
     assert q_pc.conv1.weight().q_per_channel_scales().numel() == 8
     assert q_pt.conv1.weight().qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric)
 
 
-@pytest.mark.parametrize("backend", Q.BACKENDS)
+@pytest.mark.parametrize("backend", qconfig.BACKENDS)
 def test_round_trip_identical_logits(tmp_path, backend):
     model = tiny_model()
     spec, prepared = ptq(model, "histogram", backend=backend)
     recipe = recipes.base_recipe("tiny", 10)
-    io.save_model(prepared, recipes.with_transform(recipe, Q.transform("ptq", spec, SIZE, stage="prepared")), tmp_path / "cal.pt")
-    q = Q.convert(prepared)
-    io.save_model(q, recipes.with_transform(recipe, Q.transform("ptq", spec, SIZE)), tmp_path / "model.pt")
+    io.save_model(prepared, recipes.with_transform(recipe, rebuild.transform("ptq", spec, SIZE, stage="prepared")), tmp_path / "cal.pt")
+    q = graph.convert(prepared)
+    io.save_model(q, recipes.with_transform(recipe, rebuild.transform("ptq", spec, SIZE)), tmp_path / "model.pt")
     torch.backends.quantized.engine = "qnnpack" if backend != "qnnpack" else "x86"
     loaded, _ = io.load_model(tmp_path / "model.pt")
     assert torch.backends.quantized.engine == backend
     x = batch()
     assert torch.equal(loaded(x), q(x))
     cal, _ = io.load_model(tmp_path / "cal.pt")
-    assert torch.equal(Q.convert(cal)(x), q(x)), "the calibrated file must carry the observer statistics"
+    assert torch.equal(graph.convert(cal)(x), q(x)), "the calibrated file must carry the observer statistics"
 
 
 def test_bias_correction_changes_bias_and_keeps_round_trip(tmp_path):
     model = tiny_model()
     spec, prepared = ptq(model, "minmax", per_channel=False)
-    q = Q.convert(prepared)
+    q = graph.convert(prepared)
     before = q.conv2.bias().clone()
-    done = Q.bias_correct(q, prepared, split(), 32)
+    done = static.bias_correct(q, prepared, split(), 32)
     assert [d["layer"] for d in done] == ["conv1", "conv2", "fc"]
     assert not torch.equal(before, q.conv2.bias())
-    io.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), Q.transform("ptq", spec, SIZE)), tmp_path / "m.pt")
+    io.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), rebuild.transform("ptq", spec, SIZE)), tmp_path / "m.pt")
     loaded, _ = io.load_model(tmp_path / "m.pt")
     assert torch.equal(loaded(batch()), q(batch()))
 
@@ -145,9 +148,9 @@ def test_bias_correction_changes_bias_and_keeps_round_trip(tmp_path):
 def test_dynamic_lstm_round_trip_weights_only(tmp_path):
     torch.manual_seed(0)
     model = models.build("lstm", 10, hidden=16).eval()
-    q, names = Q.quantize_dynamic(model)
+    q, names = dynamic.quantize_dynamic(model)
     assert names == ["lstm", "fc"]
-    assert isinstance(q.lstm, Q.nnqd.LSTM) and isinstance(q.fc, Q.nnqd.Linear)
+    assert isinstance(q.lstm, nnqd.LSTM) and isinstance(q.fc, nnqd.Linear)
     recipe = recipes.base_recipe("lstm", 10, {"hidden": 16})
     t = {"kind": "quantize", "mode": "dynamic", "stage": "converted", "backend": "x86", "dtype": "qint8", "layer_types": ["Linear", "LSTM"]}
     io.save_model(q, recipes.with_transform(recipe, t), tmp_path / "d.pt")
@@ -160,7 +163,7 @@ def test_dynamic_lstm_round_trip_weights_only(tmp_path):
 
 
 def test_dynamic_on_convnet_quantizes_only_linear():
-    q, names = Q.quantize_dynamic(tiny_model())
+    q, names = dynamic.quantize_dynamic(tiny_model())
     assert names == ["fc"]
     assert isinstance(q.conv1, nn.Conv2d)
 
@@ -168,12 +171,12 @@ def test_dynamic_on_convnet_quantizes_only_linear():
 def test_layer_error_rows():
     model = tiny_model()
     spec, prepared = ptq(model)
-    q = Q.convert(prepared)
-    reference = Q.prepare(model, spec, SIZE)
-    rows = Q.layer_error(reference, q, batch())
+    q = graph.convert(prepared)
+    reference = graph.prepare(model, spec, SIZE)
+    rows = error.layer_error(reference, q, batch())
     assert [r["layer"] for r in rows] == ["conv1", "conv2", "fc"]
     assert all(r["mse"] >= 0 and r["sqnr_db"] > 10 for r in rows)
-    assert Q.sqnr_db(torch.ones(3), torch.ones(3)) == math.inf
+    assert error.sqnr_db(torch.ones(3), torch.ones(3)) == math.inf
 
 
 def test_layer_error_with_in_place_relu_after_an_unfused_conv():
@@ -181,43 +184,43 @@ def test_layer_error_with_in_place_relu_after_an_unfused_conv():
     model = tiny_model()
     model.bn1, model.relu = nn.Identity(), nn.ReLU(inplace=True)
     spec, prepared = ptq(model)
-    rows = Q.layer_error(Q.prepare(model, spec, SIZE), Q.convert(prepared), batch())
+    rows = error.layer_error(graph.prepare(model, spec, SIZE), graph.convert(prepared), batch())
     assert min(r["sqnr_db"] for r in rows) > 10, rows
 
 
 def test_sensitivity_and_mixed_precision():
     model = tiny_model()
-    spec = Q.qconfig_spec("x86", "minmax")
+    spec = qconfig.qconfig_spec("x86", "minmax")
     calib, val = split(32), split(32, seed=2)
-    rows = Q.sensitivity(model, spec, calib, val, 32)
+    rows = mixed.sensitivity(model, spec, calib, val, 32)
     assert [r["layer"] for r in rows] == ["conv1", "conv2", "fc"]
     # An impossible budget: the best model is returned, at least one layer stays INT8, and the report says so.
     fake = [{"layer": "fc", "top1_delta": -0.5, "sqnr_db": 1.0}, {"layer": "conv1", "top1_delta": 0.0, "sqnr_db": 40.0}]
-    q, info = Q.mixed_precision(model, spec, calib, val, 32, fake, max_accuracy_drop=-1.0, keep_first_last=False)
+    q, info = mixed.mixed_precision(model, spec, calib, val, 32, fake, max_accuracy_drop=-1.0, keep_first_last=False)
     assert info["budget_met"] is False and "budget not met" in info["note"]
     assert [len(t["fp32_layers"]) for t in info["trials"]] == [0, 1, 2]
     assert info["trials"][1]["fp32_layers"] == ["fc"], "the most sensitive layer goes FP32 first"
-    assert Q.quantized_layers(q)
-    q, info = Q.mixed_precision(model, spec, calib, val, 32, rows, max_accuracy_drop=1.0, keep_first_last=True)
+    assert graph.quantized_layers(q)
+    q, info = mixed.mixed_precision(model, spec, calib, val, 32, rows, max_accuracy_drop=1.0, keep_first_last=True)
     assert info["budget_met"] and info["fp32_layers"] == ["conv1", "fc"]
-    assert Q.quantized_layers(q) == ["conv2"]
+    assert graph.quantized_layers(q) == ["conv2"]
 
 
 def test_units_are_blocks_and_a_float_block_keeps_its_residual_add_float():
     from torchvision.models import resnet18
 
     model = resnet18(num_classes=10).eval()
-    units = Q.quantizable_units(model)
+    units = graph.quantizable_units(model)
     assert units == ["conv1"] + [f"layer{i}.{j}" for i in range(1, 5) for j in (0, 1)] + ["fc"]
-    spec = Q.qconfig_spec("x86", "minmax")
+    spec = qconfig.qconfig_spec("x86", "minmax")
 
     def int8_adds(q):
         return sum(1 for n in q.graph.nodes if n.op == "call_function" and "quantized.add" in str(n.target))
 
-    only_block = Q.build_static(model, spec, split(8), 8, only_layers=["layer1.0"])
-    assert Q.quantized_layers(only_block) == ["layer1.0.conv1", "layer1.0.conv2"] and int8_adds(only_block) == 1
-    all_but_block = Q.build_static(model, spec, split(8), 8, fp32_layers=["layer1.0"])
-    assert int8_adds(all_but_block) == 7 and not any(n.startswith("layer1.0.") for n in Q.quantized_layers(all_but_block))
+    only_block = mixed.build_static(model, spec, split(8), 8, only_layers=["layer1.0"])
+    assert graph.quantized_layers(only_block) == ["layer1.0.conv1", "layer1.0.conv2"] and int8_adds(only_block) == 1
+    all_but_block = mixed.build_static(model, spec, split(8), 8, fp32_layers=["layer1.0"])
+    assert int8_adds(all_but_block) == 7 and not any(n.startswith("layer1.0.") for n in graph.quantized_layers(all_but_block))
 
 
 def test_mixed_precision_gives_units_back_to_int8_when_the_budget_allows(monkeypatch):
@@ -235,10 +238,12 @@ def test_mixed_precision_gives_units_back_to_int8_when_the_budget_allows(monkeyp
         labels = (y + 1) % 10 if wrong else y
         return torch.nn.functional.one_hot(labels, 10).float()
 
-    monkeypatch.setattr(Q, "build_static", lambda parent, spec, calib, n, fp32_layers=(): Fake(fp32_layers))
-    monkeypatch.setattr(Q.ev, "predict", predict)
+    monkeypatch.setattr(mixed, "build_static", lambda parent, spec, calib, n, fp32_layers=(): Fake(fp32_layers))
+    monkeypatch.setattr(ev, "predict", predict)
     rows = [{"layer": "fc", "top1_delta": -0.5, "sqnr_db": 1.0}, {"layer": "conv2", "top1_delta": -0.1, "sqnr_db": 5.0}]
-    q, info = Q.mixed_precision(tiny_model(), Q.qconfig_spec(), split(8), val, 8, rows, max_accuracy_drop=0.0, keep_first_last=False)
+    q, info = mixed.mixed_precision(
+        tiny_model(), qconfig.qconfig_spec(), split(8), val, 8, rows, max_accuracy_drop=0.0, keep_first_last=False
+    )
     assert [t["fp32_layers"] for t in info["trials"]] == [[], ["fc"], ["fc", "conv2"], ["conv2"]]
     assert info["budget_met"] and info["fp32_layers"] == ["conv2"] == q.fp32
     assert info["int8_layers"] == ["conv1", "fc"]
@@ -246,10 +251,10 @@ def test_mixed_precision_gives_units_back_to_int8_when_the_budget_allows(monkeyp
 
 def test_mixed_round_trip(tmp_path):
     model = tiny_model()
-    spec = Q.qconfig_spec("x86", "minmax")
-    q = Q.build_static(model, spec, split(), 32, fp32_layers=["fc"])
+    spec = qconfig.qconfig_spec("x86", "minmax")
+    q = mixed.build_static(model, spec, split(), 32, fp32_layers=["fc"])
     assert isinstance(q.fc, nn.Linear)
-    t = Q.transform("mixed", spec, SIZE, fp32_layers=["fc"])
+    t = rebuild.transform("mixed", spec, SIZE, fp32_layers=["fc"])
     io.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), t), tmp_path / "m.pt")
     loaded, _ = io.load_model(tmp_path / "m.pt")
     assert torch.equal(loaded(batch()), q(batch()))
@@ -257,15 +262,15 @@ def test_mixed_round_trip(tmp_path):
 
 def test_qat_round_trip(tmp_path):
     model = tiny_model()
-    spec = Q.qconfig_spec("x86", "moving_average")
-    prepared = Q.prepare(model, spec, SIZE, qat=True)
+    spec = qconfig.qconfig_spec("x86", "moving_average")
+    prepared = graph.prepare(model, spec, SIZE, qat=True)
     before = prepared.conv1.weight.detach().clone()
-    Q.fine_tune_qat(prepared, split(), epochs=1, lr=0.01, batch_size=16, seed=0, freeze_observers_epoch=0, freeze_bn_epoch=0)
+    qat.fine_tune_qat(prepared, split(), epochs=1, lr=0.01, batch_size=16, seed=0, freeze_observers_epoch=0, freeze_bn_epoch=0)
     assert not torch.equal(before, prepared.conv1.weight), "QAT must update the weights"
-    assert all(not m.observer_enabled.item() for m in prepared.modules() if isinstance(m, Q.tq.FakeQuantizeBase))
+    assert all(not m.observer_enabled.item() for m in prepared.modules() if isinstance(m, tq.FakeQuantizeBase))
     assert prepared.conv1.freeze_bn
-    q = Q.convert(prepared)
-    io.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), Q.transform("qat", spec, SIZE)), tmp_path / "q.pt")
+    q = graph.convert(prepared)
+    io.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), rebuild.transform("qat", spec, SIZE)), tmp_path / "q.pt")
     loaded, _ = io.load_model(tmp_path / "q.pt")
     assert torch.equal(loaded(batch()), q(batch()))
 
@@ -280,22 +285,22 @@ def test_qat_round_trip(tmp_path):
 )
 def test_unknown_choices_are_one_line_errors(kwargs, match):
     with pytest.raises(CompressflowError, match=match) as err:
-        Q.qconfig_spec(**kwargs)
+        qconfig.qconfig_spec(**kwargs)
     assert "\n" not in str(err.value)
 
 
 def test_calib_size_larger_than_split():
-    spec = Q.qconfig_spec("x86", "minmax")
-    prepared = Q.prepare(tiny_model(), spec, SIZE)
+    spec = qconfig.qconfig_spec("x86", "minmax")
+    prepared = graph.prepare(tiny_model(), spec, SIZE)
     with pytest.raises(CompressflowError, match="calib_size=100 but the calib split has 48 images"):
-        Q.calibrate(prepared, split(48), 100)
+        graph.calibrate(prepared, split(48), 100)
 
 
 def test_no_quantizable_layers():
     with pytest.raises(CompressflowError, match="no quantizable layers"):
-        Q.prepare(NoLayers(), Q.qconfig_spec(), SIZE)
+        graph.prepare(NoLayers(), qconfig.qconfig_spec(), SIZE)
     with pytest.raises(CompressflowError, match="no Linear/LSTM layers"):
-        Q.quantize_dynamic(NoLayers())
+        dynamic.quantize_dynamic(NoLayers())
 
 
 def test_steps_calibrate_then_convert(tmp_path):
@@ -305,11 +310,11 @@ def test_steps_calibrate_then_convert(tmp_path):
     io.save_tensors(split(), tmp_path / "calib.pt")
     out = {"calibrated": tmp_path / "v/calibrated.pt", "calibration": tmp_path / "v/calibration.json"}
     params = {"backend": "x86", "observer": "percentile", "activation": "affine", "per_channel": True, "calib_size": 32, "percentile": 99.9}
-    Q.step_calibrate_ptq({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)
+    static.step_calibrate_ptq({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)
     info = io.read_json(out["calibration"])
     assert info["calib_images"] == 32 and info["observers"][0]["kind"] == "PercentileObserver"
     for bc in (False, True):
-        Q.step_convert_ptq(
+        static.step_convert_ptq(
             {"calibrated": out["calibrated"], "calib": tmp_path / "calib.pt"}, {"model": tmp_path / f"m{bc}.pt"}, {"bias_correction": bc}, 1
         )
         q, recipe = io.load_model(tmp_path / f"m{bc}.pt")
@@ -317,4 +322,4 @@ def test_steps_calibrate_then_convert(tmp_path):
         assert t["stage"] == "converted" and t["bias_correction"] is bc and t["qconfig"]["observer"] == "percentile"
     params["calib_size"] = 49
     with pytest.raises(CompressflowError, match="calib_size=49"):
-        Q.step_calibrate_ptq({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)
+        static.step_calibrate_ptq({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)

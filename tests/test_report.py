@@ -136,6 +136,8 @@ def test_make_report_step_writes_every_output(tmp_path):
         "entries": [{k: e[k] for k in ("model", "variant", "parent", "technique")} for e in entries],
         "min_speedup": 1.05,
         "max_accuracy_drop": 0.01,
+        "stats": dict(report.STATS),
+        "seed": 0,
         "sensitivity_models": [],
         "layer_error_tables": [list(k) for k in tables],
     }

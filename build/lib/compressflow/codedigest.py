@@ -1,0 +1,132 @@
+"""The code digest of a rule: a hash of the library source its script can reach.
+
+Every rule's script is a thin shim that calls one step in ``compressflow``, so Snakemake's own
+``code`` trigger (which sees the script) misses a change in the library. The Snakefile gives each
+rule the digest of its script's *import closure* as a param, and Snakemake's ``params`` trigger then
+reruns exactly the jobs whose reachable library code changed.
+
+- The closure is read statically with :mod:`ast`, without importing anything (parsing stays free of
+  torch, so a no-op ``snakemake -n`` stays fast). It follows ``import compressflow...`` and
+  ``from compressflow... import ...`` statements anywhere in a module (function-level imports too),
+  relative imports, the ``__init__`` of every package on the way, and string references of the form
+  ``"compressflow.pkg.module:function"`` (how :mod:`compressflow.recipes` names its rebuilders).
+- Each module counts by its *normalised* source: ``ast.dump`` of the tree with docstrings removed,
+  so comments, docstrings and formatting (e.g. ``ruff format``) change nothing.
+- Standard library only: this module is imported by ``rules/common.smk`` at parse time.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from functools import cache
+from pathlib import Path
+
+PACKAGE = "compressflow"
+_STRING_REF = re.compile(rf"^({PACKAGE}(?:\.\w+)*)(?::\w+)?$")
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def normalised(source: str) -> str:
+    """The source as ``ast.dump`` without docstrings: equal for sources that differ only in comments, docstrings or layout."""
+    return ast.dump(_strip_docstrings(ast.parse(source)), annotate_fields=True, include_attributes=False)
+
+
+class Library:
+    """The modules of one package on disk, addressed by dotted name (``compressflow.quantize.static``)."""
+
+    def __init__(self, root: Path, package: str = PACKAGE):
+        self.root, self.package = Path(root), package
+
+    def path(self, module: str) -> Path | None:
+        parts = module.split(".")
+        if parts[0] != self.package:
+            return None
+        base = self.root.joinpath(*parts)
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def is_package(self, module: str) -> bool:
+        path = self.path(module)
+        return path is not None and path.name == "__init__.py"
+
+    def with_parents(self, module: str) -> list[str]:
+        """``a.b.c`` and the packages Python initialises before it (``a``, ``a.b``) that exist here."""
+        parts = module.split(".")
+        return [m for m in (".".join(parts[:i]) for i in range(1, len(parts) + 1)) if self.path(m)]
+
+
+def imports(tree: ast.AST, module: str, lib: Library) -> set[str]:
+    """The library modules a parsed module (``module``, its dotted name; None for a script) imports."""
+    found: set[str] = set()
+    here_pkg = None
+    if module is not None:
+        here_pkg = module if lib.is_package(module) else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                found.update(lib.with_parents(alias.name))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if here_pkg is None:
+                    continue
+                base_parts = here_pkg.split(".")
+                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
+                base = ".".join(base_parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.update(lib.with_parents(base))
+            for alias in node.names:  # ``from pkg import submodule`` imports the submodule
+                if lib.path(f"{base}.{alias.name}"):
+                    found.update(lib.with_parents(f"{base}.{alias.name}"))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            ref = _STRING_REF.match(node.value)
+            if ref:
+                found.update(lib.with_parents(ref.group(1)))
+    return {m for m in found if lib.path(m)}
+
+
+@cache
+def _parsed(path: Path, mtime_ns: int) -> tuple[ast.AST, str]:
+    source = path.read_text()
+    tree = ast.parse(source)
+    return tree, hashlib.sha256(normalised(source).encode()).hexdigest()
+
+
+def _parse(path: Path) -> tuple[ast.AST, str]:
+    return _parsed(path, path.stat().st_mtime_ns)
+
+
+def closure(script: Path, lib: Library) -> dict[str, str]:
+    """Every library module ``script`` can reach, with the digest of its normalised source."""
+    tree, _ = _parse(Path(script))
+    todo = sorted(imports(tree, None, lib))
+    seen: dict[str, str] = {}
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        tree, digest = _parse(lib.path(module))
+        seen[module] = digest
+        todo.extend(m for m in imports(tree, module, lib) if m not in seen)
+    return dict(sorted(seen.items()))
+
+
+def script_digest(script, library_root) -> str:
+    """The code digest of one rule's script: 16 hex characters over its closure's module digests."""
+    modules = closure(Path(script), Library(Path(library_root)))
+    h = hashlib.sha256()
+    for name, digest in modules.items():
+        h.update(f"{name} {digest}\n".encode())
+    return h.hexdigest()[:16]

@@ -1,0 +1,56 @@
+"""Conv+BN folding for inference (the ReLU stays a separate op in FP32; quantization fuses it)."""
+
+from __future__ import annotations
+
+import torch
+from torch import fx, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from compressflow.errors import CompressflowError
+
+
+def find_conv_bn_pairs(model: nn.Module) -> list[list[str]]:
+    """(conv, bn) module names where the BN reads only that conv's output."""
+    graph = fx.symbolic_trace(model).graph
+    mods = dict(model.named_modules())
+    pairs = []
+    for node in graph.nodes:
+        if node.op != "call_module" or not isinstance(mods.get(node.target), nn.BatchNorm2d):
+            continue
+        src = node.args[0]
+        if isinstance(src, fx.Node) and src.op == "call_module" and isinstance(mods.get(src.target), nn.Conv2d) and len(src.users) == 1:
+            pairs.append([src.target, node.target])
+    return pairs
+
+
+def _set(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent, _, leaf = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, leaf, module)
+
+
+def fold_bn(model: nn.Module) -> tuple[nn.Module, list[list[str]]]:
+    """Fold every BN into the conv before it; BN modules become Identity. Keeps the class tree."""
+    model = model.eval()
+    pairs = find_conv_bn_pairs(model)
+    if not pairs:
+        raise CompressflowError("the model has no Conv2d followed by BatchNorm2d to fuse", "drop the 'fuse' variant for this model")
+    for conv_name, bn_name in pairs:
+        fused = fuse_conv_bn_eval(model.get_submodule(conv_name), model.get_submodule(bn_name))
+        _set(model, conv_name, fused)
+        _set(model, bn_name, nn.Identity())
+    return model, pairs
+
+
+def rebuild(model: nn.Module, transform: dict) -> nn.Module:
+    """Replay the structure of ``fold_bn`` (biased convs, Identity BNs) before loading weights."""
+    for conv_name, bn_name in transform["pairs"]:
+        conv = model.get_submodule(conv_name)
+        if conv.bias is None:
+            conv.bias = nn.Parameter(torch.zeros(conv.out_channels))
+        _set(model, bn_name, nn.Identity())
+    return model
+
+
+def max_output_diff(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
+    with torch.no_grad():
+        return (a(x) - b(x)).abs().max().item()

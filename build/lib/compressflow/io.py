@@ -1,0 +1,131 @@
+"""Files: atomic writes, and model files that reload with ``weights_only=True``.
+
+A model file is a dict ``{"format", "recipe", "state_dict"}``. The recipe is plain
+data (str/int/float/list/dict) that says how to rebuild the module tree (architecture,
+then each structural transform such as BN folding or channel pruning) before the state
+dict is loaded, so no pickled code is ever needed to restore a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import glob
+import json
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+
+from compressflow.errors import CompressflowError
+
+MODEL_FORMAT = "compressflow-model/1"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a unique temporary path beside ``path``; rename it onto ``path`` on success.
+
+    A crash leaves at most a ``.tmp`` file, never a half-written artifact under the
+    real name, and parallel jobs never share a temporary name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts get the usual permissions
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def remove_stale_temporaries(path) -> list[Path]:
+    """Delete temporaries that killed writers of ``path`` left behind (``.<name>.<random>.tmp``).
+
+    Only safe where one writer owns ``path`` at a time, as Snakemake guarantees for a job's outputs;
+    never call it from inside ``atomic_path``.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
+    stale = [p for p in path.parent.glob(f".{glob.escape(path.name)}.*.tmp") if pattern.fullmatch(p.name)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def write_json(obj, path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def save_tensors(obj, path) -> None:
+    """torch.save through a temporary name (tensors and plain containers only).
+
+    Saving to a file object keeps the archive's inner folder name fixed ("archive"); given a
+    path, torch.save names it after the (random) temporary file and the bytes differ per run.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+
+
+def load_tensors(path, what: str = "file"):
+    """torch.load with ``weights_only=True`` and one-line errors for the usual failures."""
+    path = Path(path)
+    if not path.is_file():
+        raise CompressflowError(f"{what} '{path}' does not exist", "check the path (relative paths start at the workflow directory)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CompressflowError(
+            f"refused to load {what} '{path}': it needs code to unpickle, which weights_only=True forbids ({first[:160]})",
+            "save only tensors, e.g. torch.save(model.state_dict(), path)",
+        ) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CompressflowError(f"{what} '{path}' is truncated or corrupt ({first[:160]})", "re-create or re-download the file") from exc
+
+
+def save_model(model: torch.nn.Module, recipe: dict, path) -> None:
+    """Save ``model`` as recipe + state dict (tensors only)."""
+    payload = {"format": MODEL_FORMAT, "recipe": recipe, "state_dict": model.state_dict()}
+    save_tensors(payload, path)
+
+
+def load_model(path) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the module tree from the recorded recipe, then load the weights."""
+    from compressflow import recipes
+
+    payload = load_tensors(path, "model file")
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise CompressflowError(
+            f"model file '{path}' is not a compressflow model", "produce it with the workflow, or pass it as models.<name>.checkpoint"
+        )
+    recipe = payload["recipe"]
+    model = recipes.rebuild(recipe)
+    recipes.load_state(model, payload["state_dict"], str(path))
+    model.eval()
+    return model, recipe
+
+
+def write_csv(rows: list[dict], path) -> None:
+    """Rows of one dict each (the first row's keys are the header), written atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,63 @@
+"""The one bridge between a Snakemake ``script:`` and a library step.
+
+Every step has the signature ``step(inputs, outputs, params, threads)`` with plain dicts,
+so it is testable without Snakemake. ``run`` sends stderr to the rule's log, turns a
+:class:`CompressflowError` into one line (in the log and on the console) and a non-zero
+exit, and writes the job's ``provenance`` output after the step succeeded.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+from pathlib import Path
+
+from compressflow import io, provenance
+from compressflow.errors import CompressflowError
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+DISK_ERRORS = {
+    errno.ENOSPC: "free disk space (or point the run at a larger disk) and rerun",
+    errno.EDQUOT: "free space within your quota and rerun",
+    errno.EACCES: "make the results/ and logs/ folders writable and rerun",
+    errno.EROFS: "run the workflow from a writable directory",
+}
+
+
+def _disk_error(exc: BaseException) -> OSError | None:
+    """The disk-level OSError behind ``exc`` (torch.save wraps ENOSPC in a RuntimeError)."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def run(smk, step) -> None:
+    console = sys.stderr
+    log = open(smk.log[0], "w", buffering=1) if smk.log else console
+    sys.stderr = log
+    inputs, outputs, params = dict(smk.input.items()), dict(smk.output.items()), dict(smk.params.items())
+    for out in outputs.values():
+        for stale in io.remove_stale_temporaries(out):
+            print(f"removed {stale}, left by an interrupted run", file=log)
+    try:
+        try:
+            step(inputs, outputs, params, smk.threads)
+        except (OSError, RuntimeError) as exc:
+            disk = _disk_error(exc)
+            if disk is None:
+                raise
+            where = disk.filename or ", ".join(map(str, outputs.values()))
+            raise CompressflowError(f"cannot write '{where}': {disk.strerror}", DISK_ERRORS[disk.errno]) from exc
+    except CompressflowError as exc:
+        line = f"compressflow error in rule {smk.rule} ({', '.join(f'{k}={v}' for k, v in smk.wildcards.items())}): {exc}"
+        print(line, file=log)
+        if log is not console:
+            print(line, file=console)
+        sys.exit(1)
+    if "provenance" in outputs:
+        job = {k: v for k, v in outputs.items() if k != "provenance"}
+        provenance.write(
+            outputs["provenance"], rule=smk.rule, inputs=inputs, outputs=job, params=params, seed=params.get("seed"), repo_dir=REPO_DIR
+        )

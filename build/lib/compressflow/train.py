@@ -1,0 +1,82 @@
+"""Seeded, deterministic training loops shared by baseline training and every fine-tune."""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from compressflow import data
+from compressflow.errors import CompressflowError
+
+
+def seed_everything(seed: int, threads: int | None = None) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def cross_entropy(model, x, y):
+    return nn.functional.cross_entropy(model(x), y)
+
+
+def fit(
+    model: nn.Module,
+    train: dict,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    weight_decay: float = 5e-4,
+    loss=cross_entropy,
+    desc: str = "train",
+    on_epoch_start=None,
+) -> list[dict]:
+    """SGD + Nesterov momentum with a cosine schedule; returns per-epoch mean loss.
+
+    ``loss(model, x, y)`` lets distillation and QAT reuse the loop; ``on_epoch_start(epoch, model)``
+    lets QAT freeze observers or BN statistics at a chosen epoch.
+    """
+    if epochs < 0:
+        raise CompressflowError(f"epochs={epochs}", "use 0 or more epochs")
+    if lr <= 0:
+        raise CompressflowError(f"lr={lr}", "use a positive learning rate")
+    if epochs == 0:
+        return []
+    gen = torch.Generator().manual_seed(seed)
+    n = len(train["y"])
+    steps_per_epoch = math.ceil(n / batch_size)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.2)
+    history = []
+    for epoch in range(epochs):
+        if on_epoch_start is not None:
+            on_epoch_start(epoch, model)
+        model.train()
+        order = torch.randperm(n, generator=gen)
+        total, bar = 0.0, tqdm(range(steps_per_epoch), desc=f"{desc} {epoch + 1}/{epochs}", file=sys.stderr, mininterval=5)
+        for step in bar:
+            idx = order[step * batch_size : (step + 1) * batch_size]
+            x, y = data.to_input(train["x"][idx]), train["y"][idx]
+            opt.zero_grad(set_to_none=True)
+            value = loss(model, x, y)
+            if not torch.isfinite(value):
+                raise CompressflowError(f"{desc}: loss became {value.item()} in epoch {epoch + 1}", "lower the learning rate")
+            value.backward()
+            opt.step()
+            sched.step()
+            total += value.item() * len(idx)
+        history.append({"epoch": epoch + 1, "loss": total / n})
+        print(f"{desc}: epoch {epoch + 1}/{epochs} loss {total / n:.4f}", file=sys.stderr)
+    model.eval()
+    return history
