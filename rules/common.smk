@@ -267,8 +267,11 @@ def quantized_variants():
 
 
 def layer_error_tables():
-    """(model, variant) of every quantized artifact, each with a results/{model}/{variant}/layer_error.csv."""
-    return [(m, v) for v in quantized_variants() for m in models_of(v)]
+    """(model, variant) of every quantized artifact, each with a results/{model}/{variant}/layer_error.csv.
+
+    Sorted, so make_report's params do not depend on the order of variants in the YAML.
+    """
+    return sorted((m, v) for v in quantized_variants() for m in models_of(v))
 
 
 def sensitivity_models():
