@@ -4,6 +4,24 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
+# Duplicate keys and YAML syntax errors, as one line naming the file and line (PyYAML hides both).
+import os, sys
+
+sys.path.insert(0, workflow.basedir)
+from compressflow.config import read_config_files
+from compressflow.errors import CompressflowError
+
+try:
+    read_config_files(
+        [
+            *(["config/config.yaml"] if os.path.exists("config/config.yaml") else []),
+            *workflow.overwrite_configfiles,
+        ]
+    )
+except CompressflowError as _exc:
+    sys.exit(f"compressflow config error: {_exc}")
+
+
 configfile: "config/config.yaml"
 
 
@@ -33,3 +51,4 @@ rule all:
         rules.record_environment.output,
         quantize_targets(),
         rules.collect_benchmarks.output,
+        all_artifacts(),

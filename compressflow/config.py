@@ -7,9 +7,131 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
+from compressflow import layout
 from compressflow.errors import CompressflowError
+from compressflow.layout import ROOT_VARIANT
 
-ROOT_VARIANT = "fp32"
+# Folder names the workflow writes beside or above a model's and a variant's folders: a model or a
+# variant (or one segment of a chained variant name) with one of these names would collide with them.
+RESERVED_NAMES = tuple(
+    sorted(
+        {"benchmarks", "data", "logs", "provenance", "report", "sensitivity", *layout.RUNTIMES}
+        | {path.split("/")[0] for path in layout.ARTIFACTS.values() if "/" in path}
+    )
+)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+
+def _strict_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise CompressflowError(
+                f"config file '{key_node.start_mark.name}' line {line}: key '{key}' is given twice (first on line {seen[key]})",
+                "keep one of them; YAML would silently drop the first",
+            )
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
+def read_config_file(path) -> dict:
+    """A YAML config file, with duplicate keys and syntax errors as one line naming the file and line."""
+    path = Path(path)
+    if path.is_dir():
+        raise CompressflowError(f"config file '{path}' is a directory, not a file", "pass a YAML file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.load(f, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise CompressflowError(
+            f"config file '{path}'{where} is not valid YAML ({exc.problem or exc.context})",
+            "fix the YAML there (indent with spaces, quote values that contain ': ')",
+        ) from exc
+
+
+def read_config_files(paths) -> None:
+    """Read each config file strictly (Snakemake's own loader keeps the last of two equal keys)."""
+    for path in paths:
+        read_config_file(path)
+
+
+def _is_integer_schema(schema: dict) -> bool:
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    return "integer" in types and "number" not in types
+
+
+def _applicable(schema: dict, value, root: dict) -> list[dict]:
+    """The schema plus every sub-schema that applies to ``value`` ($ref, allOf, if/then)."""
+    out, todo = [], [schema]
+    while todo:
+        s = todo.pop()
+        if not isinstance(s, dict):
+            continue
+        if "$ref" in s:
+            node = root
+            for part in s["$ref"].lstrip("#/").split("/"):
+                node = node[part]
+            todo.append(node)
+        out.append(s)
+        for sub in s.get("allOf", []):
+            if "if" in sub:
+                if Draft202012Validator(sub["if"]).is_valid(value):
+                    todo.append(sub.get("then", {}))
+            else:
+                todo.append(sub)
+    return out
+
+
+def normalise_integers(config, schema: dict, root: dict | None = None):
+    """Integral floats (``1.0``) where the schema wants an integer become ints, in place.
+
+    Non-integral floats are left for the schema check to reject. Doing this before params are
+    computed makes ``1`` and ``1.0`` the same config, so neither reruns anything nor reaches a job.
+    """
+    root = root if root is not None else schema
+    schemas = _applicable(schema, config, root)
+    if isinstance(config, dict):
+        for key, value in config.items():
+            subs = [s["properties"][key] for s in schemas if key in s.get("properties", {})]
+            if not subs:
+                subs = [s["additionalProperties"] for s in schemas if isinstance(s.get("additionalProperties"), dict)]
+            for sub in subs:
+                if _is_integer_schema(sub) and isinstance(value, float) and value.is_integer():
+                    config[key] = value = int(value)
+                normalise_integers(value, sub, root)
+    elif isinstance(config, list):
+        for s in schemas:
+            items = s.get("items")
+            if not isinstance(items, dict):
+                continue
+            for i, value in enumerate(config):
+                if _is_integer_schema(items) and isinstance(value, float) and value.is_integer():
+                    config[i] = value = int(value)
+                normalise_integers(value, items, root)
+    return config
+
+
+def check_names(config: dict) -> None:
+    """Model and variant names are folder names: none may collide with a folder the workflow writes."""
+    for kind, names in (("models", config.get("models") or {}), ("variants", config.get("variants") or {})):
+        for name in names:
+            clash = [part for part in str(name).split("/") if part in RESERVED_NAMES]
+            if clash:
+                raise CompressflowError(
+                    f"{kind}.{name}: '{clash[0]}' is a folder name the workflow reserves",
+                    f"rename it; reserved names: {', '.join(RESERVED_NAMES)}",
+                )
 
 
 def _where(error) -> str:
@@ -39,6 +161,7 @@ def _describe(error) -> str:
 
 def check_schema(config: dict, schema_path) -> None:
     schema = yaml.safe_load(Path(schema_path).read_text())
+    normalise_integers(config, schema)
     errors = sorted(
         Draft202012Validator(schema).iter_errors(config),
         key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))),
@@ -111,8 +234,12 @@ def check_distill(variants: dict, model_specs: dict, root: str) -> None:
                     )
 
 
-def check_inputs(config: dict) -> None:
-    """Input files named by the config are usable, before any job could delete an older output."""
+def check_inputs(config: dict) -> str | None:
+    """Input files named by the config are usable, before any job could delete an older output.
+
+    Returns the digest of the image tree's manifest (None for the embedded digits): the one scan
+    of the tree both checks every image and makes its content an input of ``prepare_data``.
+    """
     ds = config["dataset"]
     total = sum(ds["splits"].values())
     if abs(total - 1.0) > 1e-6:
@@ -121,15 +248,19 @@ def check_inputs(config: dict) -> None:
         raise CompressflowError("dataset.kind is 'imagefolder' but dataset.root is not set", "set dataset.root to your image folder")
     checkpoints = any(spec.get("checkpoint") for spec in config["models"].values())
     if ds["kind"] == "digits" and not checkpoints:
-        return  # nothing to open: keeps parsing (and `snakemake -n`) free of the torch import
+        return None  # nothing to open: keeps parsing (and `snakemake -n`) free of the torch import
     from compressflow import data, models, recipes
 
-    n_classes = data.num_classes(ds["kind"], ds.get("root"))
+    manifest, n_classes = None, 10
+    if ds["kind"] == "imagefolder":
+        _, classes, entries = data.scan_imagefolder(ds["root"], ds.get("max_image_pixels", data.MAX_IMAGE_PIXELS))
+        manifest, n_classes = data.manifest_digest(entries), len(classes)
     for name, spec in config["models"].items():
         if spec.get("checkpoint"):
             state = recipes.read_state_dict(spec["checkpoint"], f"models.{name}.checkpoint")
             model = models.build(spec["arch"], n_classes, **spec.get("arch_kwargs", {}))
             recipes.load_state(model, state, spec["checkpoint"])
+    return manifest
 
 
 def check_writable(workdir) -> None:
@@ -149,12 +280,14 @@ def check_all(config: dict, schema_path, workdir=".") -> None:
     check(config, workdir)
 
 
-def check(config: dict, workdir=".") -> None:
-    """Checks beyond the schema; run after the schema check filled in defaults."""
+def check(config: dict, workdir=".") -> str | None:
+    """Checks beyond the schema; run after the schema check filled in defaults. Returns the dataset manifest digest."""
+    check_names(config)
     check_variants(config)
     check_distill(config.get("variants") or {}, config["models"], ROOT_VARIANT)
-    check_inputs(config)
+    manifest = check_inputs(config)
     check_writable(workdir)
+    return manifest
 
 
 def parent_chain(variants: dict, name: str) -> list[str]:

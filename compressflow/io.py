@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import filecmp
 import glob
 import json
 import os
@@ -33,7 +34,9 @@ def atomic_path(path):
     """Yield a unique temporary path beside ``path``; rename it onto ``path`` on success.
 
     A crash leaves at most a ``.tmp`` file, never a half-written artifact under the
-    real name, and parallel jobs never share a temporary name.
+    real name, and parallel jobs never share a temporary name. When ``path`` already holds
+    exactly the new bytes it is kept as it is, mtime included, so nothing downstream of an
+    identical rewrite looks changed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +45,8 @@ def atomic_path(path):
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; artifacts get the usual permissions
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        if not (path.is_file() and filecmp.cmp(tmp, path, shallow=False)):
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -86,6 +90,8 @@ def save_tensors(obj, path) -> None:
 def load_tensors(path, what: str = "file"):
     """torch.load with ``weights_only=True`` and one-line errors for the usual failures."""
     path = Path(path)
+    if path.is_dir():
+        raise CompressflowError(f"{what} '{path}' is a directory, not a file", "point it at the file inside (e.g. .../model.pt)")
     if not path.is_file():
         raise CompressflowError(f"{what} '{path}' does not exist", "check the path (relative paths start at the workflow directory)")
     try:

@@ -56,6 +56,22 @@ def read_state_dict(path, what: str) -> dict:
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CompressflowError(f"{what} '{path}' is not a state dict of tensors", "save it with torch.save(model.state_dict(), path)")
+    return strip_wrapper_prefixes(state)
+
+
+# Keys of a model saved while wrapped: DistributedDataParallel/DataParallel ("module.") or torch.compile ("_orig_mod.").
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def strip_wrapper_prefixes(state: dict) -> dict:
+    """The state dict of the bare model, whichever wrappers it was saved through."""
+    changed = True
+    while changed and state:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix) :]: v for k, v in state.items()}
+                changed = True
     return state
 
 

@@ -8,8 +8,10 @@ and knobs, in its own results directory. Standard library only: ``rules/common.s
 
 from __future__ import annotations
 
+from compressflow import layout
+
 #: Techniques whose result depends on a training seed (the schema allows ``repeats`` on these only).
-TRAINED = ("qat", "prune_l1", "prune_channels", "distill")
+TRAINED = tuple(layout.techniques(trains=True))
 SEP = "@seed"
 
 

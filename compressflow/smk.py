@@ -12,7 +12,7 @@ import errno
 import sys
 from pathlib import Path
 
-from compressflow import io, provenance
+from compressflow import io, provenance, verify
 from compressflow.errors import CompressflowError
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -43,6 +43,7 @@ def run(smk, step) -> None:
             print(f"removed {stale}, left by an interrupted run", file=log)
     try:
         try:
+            verify.inputs(inputs)  # nothing is built from an artifact whose bytes changed since it was made
             step(inputs, outputs, params, smk.threads)
         except (OSError, RuntimeError) as exc:
             disk = _disk_error(exc)

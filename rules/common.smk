@@ -1,6 +1,8 @@
+import json
 import os
 import re
 import sys
+from pathlib import Path
 
 # Scripts import the compressflow package from this repository, in the pip venv and in
 # every conda env alike (each job's Python inherits this variable).
@@ -12,23 +14,50 @@ os.environ.update(
 sys.path.insert(0, workflow.basedir)
 
 from compressflow import config as cfcheck
-from compressflow import repeats
+from compressflow import layout, repeats, verify
 from compressflow.errors import CompressflowError
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
 try:
+    # Also settles integers: 1.0 becomes 1 before any param sees it.
     cfcheck.check_schema(config, SCHEMA)
     validate(
         config, SCHEMA
     )  # fills in the schema's defaults; cannot fail after the check
-    cfcheck.check(config, ".")
+    DATASET_MANIFEST = cfcheck.check(config, ".")
 except CompressflowError as _exc:
     sys.exit(f"compressflow config error: {_exc}")
+
+if workflow.is_main_process and workflow.resource_settings.cores == 0:
+    sys.exit(
+        "compressflow config error: --cores 0 leaves no core to run any job (Snakemake would wait forever); fix: pass --cores N with N >= 1, or --cores all"
+    )
+
+
+onstart:
+    # Before any job runs (and Snakemake deletes outputs it will rebuild): no artifact may have
+    # changed since its provenance was written, unless the user forces the rule that makes it.
+    if workflow.is_main_process:
+        _corrupt = verify.changed_artifacts(
+            "results",
+            forced={
+                *workflow.dag_settings.forcerun,
+                *(
+                    workflow.dag_settings.targets
+                    if workflow.dag_settings.forcetargets
+                    else ()
+                ),
+            },
+            forceall=workflow.dag_settings.forceall,
+        )
+        if _corrupt is not None:
+            sys.exit(f"compressflow error: {_corrupt}")
+
 
 MODELS = list(config["models"])
 # A variant with repeats: N adds N - 1 copies named <name>@seed<seed> (compressflow/repeats.py).
 VARIANTS, REPEATS = repeats.expand(config["variants"] or {}, config["seed"])
-ROOT = cfcheck.ROOT_VARIANT
+ROOT = layout.ROOT_VARIANT
 
 
 def alternation(names):
@@ -93,6 +122,49 @@ def built_variants():
     return [(m, v) for v in [ROOT, *sorted(VARIANTS)] for m in models_of(v)]
 
 
+def data_params():
+    """prepare_data's params: what the split bytes depend on, the image tree's manifest digest included."""
+    ds = {k: v for k, v in config["dataset"].items() if k != "max_image_pixels"}
+    params = {"dataset": canonical(ds), "seed": config["seed"]}
+    if DATASET_MANIFEST is not None:
+        params["manifest"] = DATASET_MANIFEST
+        params["max_image_pixels"] = config["dataset"]["max_image_pixels"]
+    return params
+
+
+_DATA_UNCHANGED = []
+
+
+def _data_unchanged():
+    """Whether the splits on disk were made with exactly the params prepare_data has now (code digest included)."""
+    if not _DATA_UNCHANGED:
+        try:
+            recorded = json.loads(Path("results/data/provenance.json").read_text())[
+                "params"
+            ]
+        except (OSError, ValueError, KeyError, TypeError):
+            recorded = None
+        current = json.loads(
+            json.dumps(
+                dict(rules.prepare_data.params.items()), sort_keys=True, default=str
+            )
+        )
+        _DATA_UNCHANGED.append(recorded == current)
+    return _DATA_UNCHANGED[0]
+
+
+def split(name):
+    """A data split as a job input: ``ancient`` while the splits on disk match prepare_data's params.
+
+    The splits are a function of those params (clean runs are byte-identical), so then rebuilding a
+    deleted or forced split leaves its consumers alone instead of retraining everything; any change to
+    the params (config, seed, images, the data code's digest) reruns every consumer. An input
+    function, so it sees the params after add_code_digests.
+    """
+    path = getattr(rules.prepare_data.output, name)
+    return lambda wildcards: ancient(path) if _data_unchanged() else path
+
+
 def package_digest():
     import hashlib
     from compressflow.sysinfo import (
@@ -111,6 +183,54 @@ def checkpoint_of(wildcards):
     return {"checkpoint": ckpt} if ckpt else {}
 
 
+# Rules that write a variant's own artifact: the technique's rules from layout.TECHNIQUES (evaluate adds metrics and logits).
+def producers(technique):
+    if technique == "train":
+        return [layout.BASELINE]
+    t = layout.TECHNIQUES[technique]
+    return [*t.before, t.name]
+
+
+# Rules behind each deploy runtime's row, after export_onnx.
+RUNTIME_PRODUCERS = {
+    "onnxruntime": ["evaluate_onnxruntime"],
+    "onnxruntime-int8": ["quantize_onnxruntime", "evaluate_onnxruntime"],
+    "openvino": ["convert_openvino", "evaluate_openvino"],
+    "openvino-int8": ["convert_openvino", "quantize_openvino", "evaluate_openvino"],
+    "openvino-qdq": ["convert_openvino", "quantize_onnxruntime", "evaluate_openvino"],
+    "tensorrt-fp16": ["build_trt_fp16", "evaluate_tensorrt"],
+    "tensorrt-int8": ["build_trt_int8", "evaluate_tensorrt"],
+    "tensorrt-int8-calib": ["build_trt_int8_calib", "evaluate_tensorrt"],
+}
+
+
+def _outputs(rule_names, **wildcards):
+    return [
+        str(f).format(**wildcards)
+        for name in rule_names
+        for f in getattr(rules, name).output
+    ]
+
+
+def all_artifacts():
+    """Every file a job writes for this config (rule all): a deleted artifact is rebuilt, not just the reports."""
+    out = _outputs(["prepare_data"])
+    for m, v in built_variants():
+        out += _outputs([*producers(technique_of(v)), "evaluate"], model=m, variant=v)
+    for e in deploy_entries():
+        names = ["export_onnx", *RUNTIME_PRODUCERS[e["runtime"]]]
+        out += _outputs(
+            names, model=e["model"], variant=e["variant"], runtime=e["runtime"]
+        )
+    for m, v in layer_error_tables():
+        out += _outputs(["layer_error"], model=m, variant=v)
+    for m in sensitivity_models():
+        out += _outputs(["sensitivity"], model=m)
+    for e in benchmark_entries():
+        out += _outputs(["benchmark_artifact"], **e)
+    return sorted(set(out))
+
+
 def parent_outputs(wildcards):
     """The parent's model and test logits, so agreement and speed-up compare like with like."""
     if wildcards.variant == ROOT:
@@ -127,15 +247,8 @@ def parent_outputs(wildcards):
 # Each rule receives only the knobs that change its own output, so e.g. changing a PTQ variant's
 # bias_correction reruns ptq (and its evaluation) but never its calibration.
 
-QUANT_TECHNIQUES = ("dynamic", "ptq", "qat", "mixed")
-CALIB_KNOBS = (
-    "backend",
-    "observer",
-    "activation",
-    "per_channel",
-    "calib_size",
-    "percentile",
-)
+QUANT_TECHNIQUES = layout.techniques(quantized=True)
+CALIB_KNOBS = layout.TECHNIQUES["ptq"].knobs_of["ptq_calibrate"]
 
 
 def quantized_variants():
@@ -143,8 +256,11 @@ def quantized_variants():
 
 
 def layer_error_tables():
-    """(model, variant) of every quantized artifact, each with a results/{model}/{variant}/layer_error.csv."""
-    return [(m, v) for v in quantized_variants() for m in models_of(v)]
+    """(model, variant) of every quantized artifact, each with a results/{model}/{variant}/layer_error.csv.
+
+    Sorted, so make_report's params do not depend on the order of variants in the YAML.
+    """
+    return sorted((m, v) for v in quantized_variants() for m in models_of(v))
 
 
 def sensitivity_models():
@@ -171,7 +287,7 @@ DEPLOY["tensorrt"]["mode"] = {True: "on", False: "off"}.get(
     DEPLOY["tensorrt"]["mode"], DEPLOY["tensorrt"]["mode"]
 )
 # torch.ao quantized modules have no ONNX export; their float parents are deployed instead.
-QUANTIZED_TECHNIQUES = ("ptq", "qat", "dynamic", "mixed", "quantize")
+QUANTIZED_TECHNIQUES = layout.techniques(quantized=True)
 
 
 def _check_deploy_variants():
@@ -243,8 +359,8 @@ def torch_artifact(wildcards):
 
 # --- deploy helpers (rules/deploy.smk) ---
 # CPU runtimes: ONNX Runtime (FP32, static INT8 QDQ) and OpenVINO (FP32 IR, NNCF INT8, the ORT QDQ model).
-ORT_RUNTIMES = ["onnxruntime", "onnxruntime-int8"]
-OV_RUNTIMES = ["openvino", "openvino-int8", "openvino-qdq"]
+ORT_RUNTIMES = list(layout.ORT_RUNTIMES)
+OV_RUNTIMES = list(layout.OV_RUNTIMES)
 
 
 def timing_params():
@@ -296,7 +412,7 @@ def ov_eval_inputs(w):
 # TensorRT engines on an NVIDIA GPU. deploy.tensorrt.mode: off leaves these out of the DAG; auto runs them
 # everywhere and writes "skipped" metrics (null numbers) where there is no GPU or no tensorrt module; on fails there.
 TRT = DEPLOY["tensorrt"]
-TRT_RUNTIMES = ["tensorrt-fp16", "tensorrt-int8", "tensorrt-int8-calib"]
+TRT_RUNTIMES = list(layout.TRT_RUNTIMES)
 
 
 def trt_build_params(precision):
@@ -324,15 +440,8 @@ def trt_eval_inputs(w):
 
 # --- benchmark helpers (rules/benchmark.smk) ---
 # One speed job per (model, variant, runtime): every built PyTorch artifact, plus the CPU deploy runtimes.
-BENCHMARK_RUNTIMES = ["pytorch", *ORT_RUNTIMES, *OV_RUNTIMES]
-BENCHMARK_ARTIFACTS = {
-    "pytorch": "model.pt",
-    "onnxruntime": "onnx/model.onnx",
-    "onnxruntime-int8": "onnxruntime-int8/model.onnx",
-    "openvino": "openvino/model.xml",
-    "openvino-int8": "openvino-int8/model.xml",
-    "openvino-qdq": "onnxruntime-int8/model.onnx",  # OpenVINO compiles the ORT QDQ model
-}
+BENCHMARK_RUNTIMES = list(layout.CPU_RUNTIMES)
+BENCHMARK_ARTIFACTS = {r: layout.ARTIFACTS[r] for r in BENCHMARK_RUNTIMES}
 
 
 def benchmark_entries():

@@ -10,7 +10,6 @@ rule prepare_data:
     conda:
         "../envs/torch.yaml"
     params:
-        dataset=canonical(config["dataset"]),
-        seed=config["seed"],
+        **data_params(),
     script:
         "../scripts/prepare_data.py"

@@ -1,7 +1,7 @@
 rule quantize_onnxruntime:
     input:
         onnx=rules.export_onnx.output.onnx,
-        calib=rules.prepare_data.output.calib,
+        calib=split("calib"),
     output:
         onnx="results/{model}/{variant}/onnxruntime-int8/model.onnx",
         report="results/{model}/{variant}/onnxruntime-int8/quantize.json",
@@ -25,7 +25,7 @@ rule evaluate_onnxruntime:
     input:
         unpack(ort_eval_inputs),
         unpack(torch_artifact),
-        test=rules.prepare_data.output.test,
+        test=split("test"),
     output:
         metrics="results/{model}/{variant}/{runtime}/metrics.json",
         provenance="results/{model}/{variant}/{runtime}/eval_provenance.json",
@@ -70,8 +70,8 @@ rule quantize_openvino:
     input:
         xml=rules.convert_openvino.output.xml,
         bin=rules.convert_openvino.output.bin,
-        calib=rules.prepare_data.output.calib,
-        val=rules.prepare_data.output.val,
+        calib=split("calib"),
+        val=split("val"),
     output:
         xml="results/{model}/{variant}/openvino-int8/model.xml",
         bin="results/{model}/{variant}/openvino-int8/model.bin",
@@ -96,7 +96,7 @@ rule evaluate_openvino:
     input:
         unpack(ov_eval_inputs),
         unpack(torch_artifact),
-        test=rules.prepare_data.output.test,
+        test=split("test"),
     output:
         metrics="results/{model}/{variant}/{runtime}/metrics.json",
         provenance="results/{model}/{variant}/{runtime}/eval_provenance.json",

@@ -11,8 +11,8 @@ rule distill:
             )
         ),
         model=parent_model,
-        train=rules.prepare_data.output.train,
-        val=rules.prepare_data.output.val,
+        train=split("train"),
+        val=split("val"),
     output:
         model="results/{model}/{variant}/model.pt",
         stats="results/{model}/{variant}/distill.json",

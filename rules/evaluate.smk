@@ -2,7 +2,7 @@ rule evaluate:
     input:
         unpack(parent_outputs),
         model="results/{model}/{variant}/model.pt",
-        test=rules.prepare_data.output.test,
+        test=split("test"),
     output:
         metrics="results/{model}/{variant}/metrics.json",
         logits="results/{model}/{variant}/test_logits.pt",

@@ -1,7 +1,7 @@
 rule export_onnx:
     input:
         model="results/{model}/{variant}/model.pt",
-        val=rules.prepare_data.output.val,
+        val=split("val"),
     output:
         onnx="results/{model}/{variant}/onnx/model.onnx",
         report="results/{model}/{variant}/onnx/export.json",

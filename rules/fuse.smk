@@ -1,7 +1,7 @@
 rule fuse:
     input:
         model=parent_model,
-        val=rules.prepare_data.output.val,
+        val=split("val"),
     output:
         model="results/{model}/{variant}/model.pt",
         provenance="results/{model}/{variant}/provenance.json",

@@ -1,8 +1,8 @@
 rule prune_l1:
     input:
         model=parent_model,
-        train=rules.prepare_data.output.train,
-        val=rules.prepare_data.output.val,
+        train=split("train"),
+        val=split("val"),
     output:
         model="results/{model}/{variant}/model.pt",
         sparsity="results/{model}/{variant}/sparsity.json",
@@ -26,8 +26,8 @@ rule prune_l1:
 rule prune_channels:
     input:
         model=parent_model,
-        train=rules.prepare_data.output.train,
-        val=rules.prepare_data.output.val,
+        train=split("train"),
+        val=split("val"),
     output:
         model="results/{model}/{variant}/model.pt",
         stats="results/{model}/{variant}/prune_stats.json",

@@ -20,7 +20,7 @@ rule dynamic:
 rule ptq_calibrate:
     input:
         model=parent_model,
-        calib=rules.prepare_data.output.calib,
+        calib=split("calib"),
     output:
         calibrated="results/{model}/{variant}/calibrated.pt",
         calibration="results/{model}/{variant}/calibration.json",
@@ -48,7 +48,7 @@ rule ptq_calibrate:
 rule ptq:
     input:
         calibrated=rules.ptq_calibrate.output.calibrated,
-        calib=rules.prepare_data.output.calib,
+        calib=split("calib"),
     output:
         model="results/{model}/{variant}/model.pt",
         provenance="results/{model}/{variant}/provenance.json",
@@ -68,7 +68,7 @@ rule ptq:
 rule qat:
     input:
         model=parent_model,
-        train=rules.prepare_data.output.train,
+        train=split("train"),
     output:
         model="results/{model}/{variant}/model.pt",
         history="results/{model}/{variant}/history.json",
@@ -100,8 +100,8 @@ rule qat:
 rule sensitivity:
     input:
         model=f"results/{{model}}/{ROOT}/model.pt",
-        calib=rules.prepare_data.output.calib,
-        val=rules.prepare_data.output.val,
+        calib=split("calib"),
+        val=split("val"),
     output:
         csv="results/{model}/sensitivity/sensitivity.csv",
         plot=report(
@@ -124,8 +124,8 @@ rule sensitivity:
 rule mixed:
     input:
         model=parent_model,
-        calib=rules.prepare_data.output.calib,
-        val=rules.prepare_data.output.val,
+        calib=split("calib"),
+        val=split("val"),
         sensitivity=rules.sensitivity.output.csv,
     output:
         model="results/{model}/{variant}/model.pt",
@@ -155,7 +155,7 @@ rule layer_error:
     input:
         model="results/{model}/{variant}/model.pt",
         parent=parent_model,
-        calib=rules.prepare_data.output.calib,
+        calib=split("calib"),
     output:
         csv="results/{model}/{variant}/layer_error.csv",
         provenance="results/{model}/{variant}/layer_error_provenance.json",

@@ -1,7 +1,7 @@
 rule train_baseline:
     input:
         unpack(checkpoint_of),
-        train=rules.prepare_data.output.train,
+        train=split("train"),
     output:
         model="results/{model}/fp32/model.pt",
         history="results/{model}/fp32/history.json",

@@ -24,7 +24,7 @@ rule build_trt_fp16:
 rule build_trt_int8:
     input:
         onnx=rules.export_onnx.output.onnx,
-        calib=rules.prepare_data.output.calib,
+        calib=split("calib"),
     output:
         qdq_onnx="results/{model}/{variant}/tensorrt-int8/model.qdq.onnx",
         engine="results/{model}/{variant}/tensorrt-int8/model.engine",
@@ -49,7 +49,7 @@ rule build_trt_int8:
 rule build_trt_int8_calib:
     input:
         onnx=rules.export_onnx.output.onnx,
-        calib=rules.prepare_data.output.calib,
+        calib=split("calib"),
     output:
         engine="results/{model}/{variant}/tensorrt-int8-calib/model.engine",
         calib_cache="results/{model}/{variant}/tensorrt-int8-calib/calibration.cache",
@@ -75,7 +75,7 @@ rule evaluate_tensorrt:
     input:
         unpack(trt_eval_inputs),
         unpack(torch_artifact),
-        test=rules.prepare_data.output.test,
+        test=split("test"),
     output:
         metrics="results/{model}/{variant}/{runtime}/metrics.json",
         provenance="results/{model}/{variant}/{runtime}/eval_provenance.json",

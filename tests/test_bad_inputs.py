@@ -41,7 +41,7 @@ def _expect_one_line(workdir, config, *needles, marker="compressflow config erro
     lines = [line for line in text.splitlines() if marker in line]
     assert len(lines) >= 1, text[-3000:]
     assert all(n in lines[0] for n in needles), lines[0]
-    assert "fix:" in lines[0]
+    assert "fix:" in lines[0] and "\x1b" not in lines[0]
     assert _state(workdir) == before
     return lines[0]
 
@@ -52,15 +52,15 @@ def _ckpt(path, state):
 
 
 def _imagefolder(root, layout):
-    """layout: {class: [(filename, kind)]} where kind is png|L|text|corrupt."""
+    """layout: {class: [(filename, kind)]} where kind is png|L|float|text|corrupt."""
     from PIL import Image
 
     for cls, files in layout.items():
         (root / cls).mkdir(parents=True, exist_ok=True)
         for name, kind in files:
             p = root / cls / name
-            if kind in ("png", "L"):
-                Image.new("RGB" if kind == "png" else "L", (10, 10), 100).save(p)
+            if kind in ("png", "L", "float"):
+                Image.new({"png": "RGB", "L": "L", "float": "F"}[kind], (10, 10), 100).save(p)
             elif kind == "text":
                 p.write_text("not an image")
             elif kind == "corrupt":
@@ -174,13 +174,54 @@ CASES = {
     "unknown observer": (_set("variants.q", {"from": "fp32", "technique": "ptq", "observer": "mse"}), ["variants.q.observer", "minmax"]),
     "onnx opset out of range": (_set("deploy.opset", 17), ["deploy.opset", "minimum 18"]),
     "deploying an unknown variant": (_set("deploy.variants", ["ghost"]), ["deploy.variants names 'ghost'"]),
+    "fractional epochs": (_set("models.resnet18.train.epochs", 1.5), ["models.resnet18.train.epochs", "wrong type; expected integer"]),
+    "fractional input size": (_set("dataset.input_size", 16.5), ["dataset.input_size", "wrong type; expected integer"]),
+    "variant named like a reserved folder": (
+        _set("variants.sensitivity", {"from": "fp32", "technique": "fuse"}),
+        ["variants.sensitivity", "reserved names:", "onnx", "provenance"],
+    ),
+    "chained variant through a runtime folder": (
+        _set("variants.fused/openvino", {"from": "fused", "technique": "dynamic"}),
+        ["variants.fused/openvino", "'openvino' is a folder name the workflow reserves"],
+    ),
+    "checkpoint that is a directory": (
+        _set("models.resnet18.checkpoint", lambda t: (t / "ckpt").mkdir() or str(t / "ckpt")),
+        ["'", "ckpt' is a directory, not a file"],
+    ),
+    "whole pickled model as checkpoint": (
+        _set("models.resnet18.checkpoint", lambda t: _ckpt(t / "whole.pt", models.build("resnet18", 10))),
+        ["refused to load", "whole.pt", "weights_only"],
+    ),
+    "image over the pixel limit": (
+        _set(
+            "dataset",
+            lambda t: {
+                "kind": "imagefolder",
+                "root": _imagefolder(t / "im", {"a": [("1.png", "png")], "b": [("2.png", "png")]}),
+                "input_size": 16,
+                "max_image_pixels": 50,
+            },
+        ),
+        ["1.png' has 10x10 = 100 pixels", "dataset.max_image_pixels (50)"],
+    ),
+    "image mode with no faithful 8-bit RGB": (
+        _set(
+            "dataset",
+            lambda t: {
+                "kind": "imagefolder",
+                "root": _imagefolder(t / "im", {"a": [("1.png", "png")], "b": [("2.tif", "float")]}),
+                "input_size": 16,
+            },
+        ),
+        ["2.tif' has mode 'F'"],
+    ),
 }
 
 # Errors only a job can see: the job fails with one line, and no earlier artifact changes.
 JOB_CASES = {
     "calibration set larger than the split": (
         _set("variants.ptq-big", {"from": "fp32", "technique": "ptq", "calib_size": 100000}),
-        ["rule calibrate_ptq", "calib_size=100000", "calib split has"],
+        ["rule ptq_calibrate", "calib_size=100000", "calib split has"],
     ),
     "ignored layer that does not exist": (
         _set("variants.pr", {"from": "fp32", "technique": "prune_channels", "ratio": 0.5, "ignored_layers": ["layer9.conv1"]}),

@@ -58,7 +58,7 @@ def test_relative_imports_resolve(tmp_path):
 
 def test_provenance_records_the_code_digest(tiny_run):
     rec = json.loads((tiny_run / "results" / "resnet18" / "ptq-x86" / "provenance.json").read_text())
-    assert rec["code_digest"] == codedigest.script_digest(REPO / "scripts" / "convert_ptq.py", REPO)
+    assert rec["code_digest"] == codedigest.script_digest(REPO / "scripts" / "ptq.py", REPO)
     assert rec["params"]["code"] == rec["code_digest"] and isinstance(rec["git_dirty"], bool)
     assert rec["git_commit"].endswith("+dirty") == rec["git_dirty"]
 
@@ -80,7 +80,7 @@ def _edit(path, old, new):
 
 def test_static_ptq_change_reruns_exactly_the_ptq_variants(tiny_copy, tmp_path):
     repo = _repo_copy(tmp_path)
-    # bias_correct is used only by the convert_ptq step; this line changes the AST (behaviour), not just formatting.
+    # bias_correct is used only by the ptq step; this line changes the AST (behaviour), not just formatting.
     _edit(
         repo / "compressflow" / "quantize" / "static.py",
         "    calib_size = check_calib_size(split, calib_size)\n    names = ",

@@ -146,16 +146,16 @@ def test_kill_during_quantization_then_rerun_is_identical(tiny_run, tmp_path):
     running = []
 
     def quantizing():
-        qat_log = logs / "qat-x86" / "train_qat.log"
+        qat_log = logs / "qat-x86" / "qat.log"
         if qat_log.is_file() and "qat" in qat_log.read_text(errors="replace") and not (results / "qat-x86" / "model.pt").exists():
             running.append("qat")
         running.extend(
-            f"calibrate_ptq {v}" for v in ptq if (logs / v / "calibrate_ptq.log").is_file() and not (results / v / "calibrated.pt").exists()
+            f"ptq_calibrate {v}" for v in ptq if (logs / v / "ptq_calibrate.log").is_file() and not (results / v / "calibrated.pt").exists()
         )
         return bool(running)
 
     with console.open("w") as out:
-        _kill_when(_start(workdir, out), quantizing, console, "running calibrate_ptq or train_qat job")
+        _kill_when(_start(workdir, out), quantizing, console, "running ptq_calibrate or qat job")
     strays = _check_left_behind(workdir, _digests(tiny_run))
     _rerun_to_completion(workdir)
     left = _assert_same_as_clean(workdir, tiny_run)

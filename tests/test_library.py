@@ -50,7 +50,7 @@ def test_imagefolder_reads_classes_and_converts_modes(tmp_path):
     for c in range(3):
         for i in range(5):
             _write_image(tmp_path / f"class{c}" / f"{i}.png", mode="L" if i % 2 else "RGB", color=40 * c + i)
-    x, y, classes = data.load_imagefolder(tmp_path, 16)
+    x, y, classes, _ = data.load_imagefolder(tmp_path, 16)
     assert x.shape == (15, 3, 16, 16) and classes == ["class0", "class1", "class2"]
     assert y.tolist() == [0] * 5 + [1] * 5 + [2] * 5
 

@@ -74,7 +74,7 @@ def test_repeats_add_seeded_artifacts_only(tiny_copy, tmp_path):
     jobs = snakemake(tiny_copy, "-n", "--cores", "1", config=cfg).stdout
     assert "results/resnet18/prune-l1-50@seed1/model.pt" in jobs
     assert "results/resnet18/prune-l1-50@seed2/model.pt" in jobs and "results/resnet18/prune-l1-50/model.pt" not in jobs
-    assert jobs.count("rule prune_unstructured:") == 2
+    assert jobs.count("rule prune_l1:") == 2
 
 
 def test_provenance_hashes_match_files(tiny_run):

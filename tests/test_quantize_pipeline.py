@@ -52,8 +52,8 @@ def test_convert_knob_does_not_recalibrate(tiny_copy, tmp_path):
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     out = snakemake(tiny_copy, "-n", config=path)
     text = out.stdout + out.stderr
-    assert "rule convert_ptq:" in text
-    assert "rule calibrate_ptq:" not in text
+    assert "rule ptq:" in text
+    assert "rule ptq_calibrate:" not in text
 
 
 def test_calib_size_larger_than_split_is_one_line(tiny_copy, tmp_path):

@@ -71,7 +71,7 @@ def test_changed_training_reruns_everything_downstream_but_not_data(tiny_copy, t
 def test_edited_script_reruns_the_rules_that_use_it(tiny_copy, tmp_path):
     repo = tmp_path / "repo"
     shutil.copytree(REPO, repo, ignore=shutil.ignore_patterns(".venv", "results", "logs", ".snakemake", ".git", "__pycache__"))
-    script = repo / "scripts" / "fuse_model.py"
+    script = repo / "scripts" / "fuse.py"
     script.write_text(script.read_text() + "# edited\n")
     jobs = _planned_jobs(tiny_copy, repo=repo)
     assert ("fuse", "resnet18", "fused") in jobs and ("evaluate", "resnet18", "fused") in jobs

@@ -7,6 +7,14 @@ from compressflow import data, io
 
 def prepare_data(inputs, outputs, params, threads):
     ds = params["dataset"]
-    splits = data.prepare(ds["kind"], ds["input_size"], ds["splits"], params["seed"], root=ds.get("root"))
+    splits = data.prepare(
+        ds["kind"],
+        ds["input_size"],
+        ds["splits"],
+        params["seed"],
+        root=ds.get("root"),
+        max_pixels=params.get("max_image_pixels", data.MAX_IMAGE_PIXELS),
+        manifest=params.get("manifest"),
+    )
     for name, split in splits.items():
         io.save_tensors(split, outputs[name])
