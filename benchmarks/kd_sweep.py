@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from compressflow import data, io, layout, sysinfo
+from compressflow import artifacts, data, layout, sysinfo
 from compressflow import evaluate as ev
 from compressflow.steps.distill import distill as distill_step
 from compressflow.steps.prune_channels import prune_channels as prune_channels_step
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
             distill_step(inputs, outputs, {"knobs": knobs, "train": train_cfg, "seed": r["seed"]}, 1)
             wall = time.perf_counter() - t0
             stats = json.loads((work / "distill.json").read_text())
-            model, _ = io.load_model(work / "model.pt")
+            model, _ = artifacts.load_model(work / "model.pt")
             with torch.no_grad():
                 test_top1 = ev.topk(ev.predict(model, test), test["y"], 1)
             row = {

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from compressflow import data, io, layout, measure, recipes, sysinfo
+from compressflow import artifacts, data, layout, measure, recipes, sysinfo
 from compressflow import evaluate as ev
 from compressflow.quantize import error, graph, mixed, qconfig, rebuild
 
@@ -49,7 +49,7 @@ def main(argv=None):
     p.add_argument("--iters", type=int, default=50)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    fp32, recipe = io.load_model(layout.artifact(args.model, layout.ROOT_VARIANT, results=str(args.results)))
+    fp32, recipe = artifacts.load_model(layout.artifact(args.model, layout.ROOT_VARIANT, results=str(args.results)))
     calib, val, test = (data.load_split(args.results / "data" / f"{s}.pt") for s in ("calib", "val", "test"))
     ref_val, ref_test = ev.predict(fp32, val), ev.predict(fp32, test)
     base = {"val": ev.topk(ref_val, val["y"], 1), "test": ev.topk(ref_test, test["y"], 1)}
@@ -63,7 +63,7 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.pt"
             t = rebuild.transform("ptq", spec, int(calib["x"].shape[-1]), calib_size=point["calib_size"])
-            io.save_model(q, recipes.with_transform(recipe, t), path)
+            artifacts.save_model(q, recipes.with_transform(recipe, t), path)
             size_mb = path.stat().st_size / 2**20
         times = measure.time_alternating({"q": q, "fp32": fp32}, example, warmup=5, iters=args.iters)
         p50, p50_fp32 = (measure.summary(times[k], 1)["latency_ms_p50"] for k in ("q", "fp32"))

@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from compressflow import io, measure, models, sysinfo
+from compressflow import artifacts, files, measure, models, sysinfo
 from compressflow.errors import CompressflowError
 from compressflow.layout import CPU_RUNTIMES, ORT_RUNTIMES, OV_RUNTIMES, PYTORCH
 from compressflow.runtimes import onnx, onnxruntime, openvino, pytorch
@@ -23,7 +23,7 @@ __all__ = ["load_runner", "macs_and_params", "benchmark", "COLUMNS", "collect"]
 def load_runner(runtime: str, artifact, threads: int, *, ov_precision: str = "f32"):
     """(callable on a float NCHW tensor, precision that runs) for one artifact file of ``runtime`` (a CPU runtime)."""
     if runtime == PYTORCH:
-        model, recipe = io.load_model(artifact)
+        model, recipe = artifacts.load_model(artifact)
         return pytorch.runner(model, threads), pytorch.precision(recipe)
     if runtime in ORT_RUNTIMES:
         sess = onnx.session(artifact, threads)
@@ -37,7 +37,7 @@ def load_runner(runtime: str, artifact, threads: int, *, ov_precision: str = "f3
 
 def macs_and_params(torch_model_path, input_size: int) -> tuple[int, int]:
     """MACs per image at ``input_size`` and stored parameters of the PyTorch artifact."""
-    model, _ = io.load_model(torch_model_path)
+    model, _ = artifacts.load_model(torch_model_path)
     return measure.count_macs(model, torch.zeros(1, 3, input_size, input_size)), models.count_params(model)
 
 
@@ -105,7 +105,7 @@ def collect(paths):
 
     rows = []
     for path in paths:
-        rec = io.read_json(path)
+        rec = files.read_json(path)
         base = {
             k: rec[k] for k in ("model", "variant", "runtime", "precision", "macs", "params", "input_size", "threads", "cpu_model", "isa")
         }

@@ -239,9 +239,9 @@ def to_input(x_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def load_split(path) -> dict:
-    from compressflow import io
+    from compressflow import files
 
-    split = io.load_tensors(path, "data split")
+    split = files.load_tensors(path, "data split")
     if not isinstance(split, dict) or "x" not in split or "y" not in split:
         raise CompressflowError(f"data split '{path}' has no 'x'/'y' tensors", "re-run the prepare_data rule")
     return split

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from compressflow import io, models, recipes, train
+from compressflow import artifacts, models, recipes, train
 from compressflow.config import check_distill as check_variants  # noqa: F401 (the config-time check lives with the others)
 from compressflow.config import same_student as _same_student
 from compressflow.errors import CompressflowError
@@ -60,7 +60,7 @@ def make_loss(teacher: nn.Module | None, *, temperature: float, alpha: float):
 def student_model(teacher_recipe: dict, num_classes: int, *, student: dict | None, student_path=None) -> tuple[nn.Module, dict]:
     """The initial student: a fresh ``student`` architecture, or the model stored at ``student_path``."""
     if student_path is not None:
-        model, recipe = io.load_model(student_path)
+        model, recipe = artifacts.load_model(student_path)
         return model, recipe
     if not student or "arch" not in student:
         raise CompressflowError("distill needs a student", "set student: {arch: ..., arch_kwargs: {...}} or student_from: <variant>")

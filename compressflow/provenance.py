@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compressflow import io, sysinfo
+from compressflow import files, sysinfo
 from compressflow.verify import sha256
 
 
@@ -40,7 +40,7 @@ def record(rule: str, inputs: dict, outputs: dict, params: dict, seed, repo_dir)
 
 
 def write(path, **kwargs) -> None:
-    io.write_json(record(**kwargs), path)
+    files.write_json(record(**kwargs), path)
 
 
 def write_environment(txt_path, yml_path) -> None:
@@ -48,7 +48,7 @@ def write_environment(txt_path, yml_path) -> None:
     import platform
 
     pkgs = sysinfo.installed_packages()
-    with io.atomic_path(txt_path) as tmp:
+    with files.atomic_path(txt_path) as tmp:
         tmp.write_text("".join(f"{n}=={v}\n" for n, v in pkgs))
     lines = [
         "name: compressflow",
@@ -61,5 +61,5 @@ def write_environment(txt_path, yml_path) -> None:
         "  - pip:",
     ]
     lines += [f"      - {n}=={v}" for n, v in pkgs if n != "compressflow"]
-    with io.atomic_path(yml_path) as tmp:
+    with files.atomic_path(yml_path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")

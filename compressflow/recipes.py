@@ -10,6 +10,7 @@ import importlib
 
 import torch
 
+from compressflow import files
 from compressflow.errors import CompressflowError
 
 # kind -> "module:function"; the function takes (model, transform) and returns the model.
@@ -49,9 +50,8 @@ def rebuild(recipe: dict) -> torch.nn.Module:
 
 def read_state_dict(path, what: str) -> dict:
     """A user's checkpoint: a state dict of tensors (or {"state_dict": ...}), loaded weights-only."""
-    from compressflow import io
 
-    state = io.load_tensors(path, what)
+    state = files.load_tensors(path, what)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from compressflow import io, stats
+from compressflow import files, stats
 
 COLUMNS = [
     "model",
@@ -70,7 +70,7 @@ def summarize(
     opts = {**STATS, **(options or {})}
     rows, per_class, correct, calls = [], [], [], []
     for e in entries:
-        m = io.read_json(e["metrics_path"])
+        m = files.read_json(e["metrics_path"])
         row = {k: m.get(k) for k in COLUMNS if k in m}
         row.update(model=e["model"], variant=e["variant"], parent=e["parent"], technique=e["technique"])
         row.update(seed=e.get("seed"), repeat_of=e.get("repeat_of"))
@@ -225,7 +225,7 @@ def collapsed_classes(df: pd.DataFrame, per_class: list, max_accuracy_drop: floa
 
 
 def write(df: pd.DataFrame, csv_path, md_path) -> None:
-    with io.atomic_path(csv_path) as tmp:
+    with files.atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
     level = f"{100 * df.attrs.get('confidence', STATS['confidence']):g}%"
     shown = df.assign(
@@ -271,7 +271,7 @@ def write(df: pd.DataFrame, csv_path, md_path) -> None:
     head = f"# compressflow summary\n\nLatency: batch 1, {df.threads.dropna().unique().tolist()} thread(s), input {df.latency_input.dropna().unique().tolist()} px, on {', '.join(df.cpu_model.dropna().unique())} (ISA: {', '.join(df.isa.dropna().unique())}).\nSize in MiB of the saved file. Speed-ups compare each artifact with its parent timed in the same job.\n\n"
     table = shown[show].astype("object").where(shown[show].notna(), "")
     text = head + table.to_markdown(index=False, floatfmt=".4g") + "\n\n" + statistics_section(df) + "\n" + collapsed_section(df)
-    with io.atomic_path(md_path) as tmp:
+    with files.atomic_path(md_path) as tmp:
         tmp.write_text(text + seeds_section(df))
 
 
@@ -434,7 +434,7 @@ def latex_table(df: pd.DataFrame, path, interval: str | None = None) -> None:
         t[c] = t[c].str.replace("_", r"\_", regex=False)
     styler = t.rename(columns=cols).style.hide(axis="index").format({"Size (MiB)": "{:.2f}", "Speed-up": "{:.2f}"}, na_rep="--")
     latex = styler.to_latex(hrules=True, column_format="lll" + "r" * (len(cols) - 3))
-    with io.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         tmp.write_text(latex)
 
 
@@ -455,7 +455,7 @@ def _pyplot():
 
 def _save_png(fig, png_path, dpi: int = 100) -> None:
     """PNG bytes depend only on the data: no software tag, fixed dpi."""
-    with io.atomic_path(png_path) as tmp, open(tmp, "wb") as f:
+    with files.atomic_path(png_path) as tmp, open(tmp, "wb") as f:
         fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None})
 
 
@@ -506,7 +506,7 @@ def pareto_plot(df: pd.DataFrame, png_path, pdf_path) -> None:
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     _save_png(fig, png_path, dpi=120)
-    with io.atomic_path(pdf_path) as tmp, open(tmp, "wb") as f:
+    with files.atomic_path(pdf_path) as tmp, open(tmp, "wb") as f:
         fig.savefig(f, format="pdf", metadata={"CreationDate": None, "Producer": None, "Creator": None})
     plt.close(fig)
 

@@ -12,7 +12,7 @@ import errno
 import sys
 from pathlib import Path
 
-from compressflow import io, provenance, verify
+from compressflow import files, provenance, verify
 from compressflow.errors import CompressflowError
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def run(smk, step) -> None:
     sys.stderr = log
     inputs, outputs, params = dict(smk.input.items()), dict(smk.output.items()), dict(smk.params.items())
     for out in outputs.values():
-        for stale in io.remove_stale_temporaries(out):
+        for stale in files.remove_stale_temporaries(out):
             print(f"removed {stale}, left by an interrupted run", file=log)
     try:
         try:

@@ -84,11 +84,11 @@ def digits_splits(size=16):
 
 def save_untrained_resnet18(d):
     """A seeded, untrained ResNet18 (10 classes) saved as ``d/model.pt``: parity checks need no accuracy."""
-    from compressflow import io, models, recipes
+    from compressflow import artifacts, models, recipes
 
     torch.manual_seed(0)
     model = models.build("resnet18", 10).eval()
-    io.save_model(model, recipes.base_recipe("resnet18", 10), d / "model.pt")
+    artifacts.save_model(model, recipes.base_recipe("resnet18", 10), d / "model.pt")
     return model
 
 

@@ -12,9 +12,9 @@ from tests.conftest import snakemake
 
 
 def test_load_runner_runs_a_pytorch_artifact_in_its_precision(tmp_path):
-    from compressflow import io, recipes
+    from compressflow import artifacts, recipes
 
-    io.save_model(models.build("resnet18", 3).eval(), recipes.base_recipe("resnet18", 3), tmp_path / "model.pt")
+    artifacts.save_model(models.build("resnet18", 3).eval(), recipes.base_recipe("resnet18", 3), tmp_path / "model.pt")
     fn, precision = benchmark.load_runner("pytorch", tmp_path / "model.pt", threads=1)
     assert precision == "fp32" and fn(torch.zeros(2, 3, 16, 16)).shape == (2, 3)
 
@@ -32,7 +32,7 @@ def test_pytorch_precision_follows_the_recipe():
 
 
 def test_collect_makes_one_row_per_batch(tmp_path):
-    from compressflow import io
+    from compressflow import files
 
     rec = {
         "model": "m",
@@ -59,7 +59,7 @@ def test_collect_makes_one_row_per_batch(tmp_path):
             for b in (1, 8)
         ],
     }
-    io.write_json(rec, tmp_path / "a.json")
+    files.write_json(rec, tmp_path / "a.json")
     df = benchmark.collect([tmp_path / "a.json"])
     assert list(df.columns[: len(benchmark.COLUMNS)]) == benchmark.COLUMNS and "v_torch" in df.columns
     assert df.batch.tolist() == [1, 8] and df.rss_growth_mib.tolist() == [1.0, 8.0] and df.gmacs.tolist() == [2.0, 2.0]

@@ -34,12 +34,12 @@ def test_closures_follow_imports_packages_and_rebuilder_strings():
     ptq, qat, train = _closure("ptq"), _closure("qat"), _closure("train_baseline")
     assert "compressflow.quantize.static" in ptq and "compressflow.quantize.static" not in qat
     assert "compressflow.quantize.qat" in qat and "compressflow.quantize.qat" not in ptq
-    # io.load_model -> recipes, whose REBUILDERS name "compressflow.quantize.rebuild:rebuild" as a string.
-    assert {"compressflow.io", "compressflow.recipes", "compressflow.quantize.rebuild", "compressflow.quantize"} <= train
+    # artifacts.load_model -> recipes, whose REBUILDERS name "compressflow.quantize.rebuild:rebuild" as a string.
+    assert {"compressflow.files", "compressflow.recipes", "compressflow.quantize.rebuild", "compressflow.quantize"} <= train
     assert "compressflow.quantize.static" not in train and "compressflow.quantize.mixed" not in train
     # Every script reaches the atomic writer and the package's own __init__.
     for script in (REPO / "scripts").glob("*.py"):
-        assert {"compressflow", "compressflow.io", "compressflow.smk"} <= _closure(script.stem), script.name
+        assert {"compressflow", "compressflow.files", "compressflow.smk"} <= _closure(script.stem), script.name
 
 
 def test_relative_imports_resolve(tmp_path):
@@ -98,7 +98,7 @@ def test_static_ptq_change_reruns_exactly_the_ptq_variants(tiny_copy, tmp_path):
 
 def test_change_in_a_module_every_step_uses_reruns_everything(tiny_copy, tmp_path):
     repo = _repo_copy(tmp_path)
-    _edit(repo / "compressflow" / "io.py", "def write_json(", "_WRITES = 0\n\n\ndef write_json(")
+    _edit(repo / "compressflow" / "files.py", "def write_json(", "_WRITES = 0\n\n\ndef write_json(")
     jobs = _planned_jobs(tiny_copy, repo=repo)
     rules = {rule for rule, _, _ in jobs}
     assert {"prepare_data", "train_baseline", "fuse", "ptq", "prune_channels", "distill", "qat"} <= rules
@@ -109,7 +109,7 @@ def test_change_in_a_module_every_step_uses_reruns_everything(tiny_copy, tmp_pat
     "edit",
     [
         # comments, a docstring and the layout of a statement in the module every step uses
-        ("compressflow/io.py", "def write_json(", "# A comment that changes nothing.\ndef write_json(  # here too\n"),
+        ("compressflow/files.py", "def write_json(", "# A comment that changes nothing.\ndef write_json(  # here too\n"),
         ("compressflow/quantize/static.py", '"""Empirical bias correction:', '"""Reworded: empirical bias correction:'),
         (
             "compressflow/quantize/static.py",

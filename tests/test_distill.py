@@ -5,8 +5,8 @@ import torch
 import yaml
 from torch.nn import functional as F
 
+from compressflow import artifacts, distill, files, models, prune, recipes, train
 from compressflow import config as cfg
-from compressflow import distill, io, models, prune, recipes, train
 from compressflow.errors import CompressflowError
 from compressflow.steps.distill import distill as distill_step
 from tests.conftest import REPO, digits_splits, tiny_model
@@ -90,7 +90,7 @@ def test_student_equal_to_teacher_is_an_error():
 
 def test_missing_teacher_file_is_one_line(tmp_path):
     with pytest.raises(CompressflowError, match="does not exist") as exc:
-        io.load_model(tmp_path / "nope" / "model.pt")
+        artifacts.load_model(tmp_path / "nope" / "model.pt")
     assert "\n" not in str(exc.value)
 
 
@@ -139,14 +139,14 @@ def test_schema_rejects_bad_distill_knobs(variant, needle):
 
 def test_distill_step_from_a_pruned_student(tmp_path):
     splits = digits_splits()
-    io.save_tensors({k: v[:64] if isinstance(v, torch.Tensor) else v for k, v in splits["train"].items()}, tmp_path / "train.pt")
-    io.save_tensors(splits["val"], tmp_path / "val.pt")
+    files.save_tensors({k: v[:64] if isinstance(v, torch.Tensor) else v for k, v in splits["train"].items()}, tmp_path / "train.pt")
+    files.save_tensors(splits["val"], tmp_path / "val.pt")
     torch.manual_seed(0)
     teacher = models.build("resnet18", 10).eval()
-    io.save_model(teacher, recipes.base_recipe("resnet18", 10), tmp_path / "teacher.pt")
+    artifacts.save_model(teacher, recipes.base_recipe("resnet18", 10), tmp_path / "teacher.pt")
     student = models.build("resnet18", 10).eval()
     prune.prune_channels(student, ratio=0.5, input_size=16)
-    io.save_model(
+    artifacts.save_model(
         student,
         recipes.with_transform(recipes.base_recipe("resnet18", 10), {"kind": "prune_channels", "shapes": prune.record_shapes(student)}),
         tmp_path / "pruned.pt",
@@ -168,9 +168,9 @@ def test_distill_step_from_a_pruned_student(tmp_path):
         params,
         1,
     )
-    loaded, recipe = io.load_model(out["model"])
+    loaded, recipe = artifacts.load_model(out["model"])
     assert recipe["transforms"][-1]["kind"] == "prune_channels"
     assert models.count_params(loaded) == models.count_params(student)
     assert not torch.equal(loaded.conv1.weight, student.conv1.weight)  # it trained
-    stats = io.read_json(out["stats"])
+    stats = files.read_json(out["stats"])
     assert stats["teacher_forward"] and len(stats["history"]) == 1

@@ -4,8 +4,8 @@ import pytest
 import torch
 import yaml
 
+from compressflow import artifacts, files
 from compressflow import config as cfg
-from compressflow import io
 from compressflow.errors import CompressflowError
 from compressflow.runtimes import onnx as onnx_export
 from tests.conftest import PARITY, REPO, digits_splits, export_onnx, save_untrained_resnet18
@@ -16,7 +16,7 @@ def model_and_val(tmp_path_factory):
     """An (untrained, seeded) ResNet18 at 16 px: parity needs no accuracy."""
     d = tmp_path_factory.mktemp("export")
     save_untrained_resnet18(d)
-    io.save_tensors(digits_splits()["val"], d / "val.pt")
+    files.save_tensors(digits_splits()["val"], d / "val.pt")
     return d
 
 
@@ -28,7 +28,7 @@ def test_export_checks_simplifies_and_matches(model_and_val, tmp_path):
     import onnx
 
     out = _step(model_and_val, tmp_path)
-    rep = io.read_json(out["report"])
+    rep = files.read_json(out["report"])
     assert rep["check"]["checker"].startswith("passed")
     assert rep["simplify"]["used"] is True and rep["chosen"] == "model.sim.onnx"
     assert rep["parity"]["max_abs_diff"] < PARITY["max_abs_diff"] and rep["parity"]["top1_agreement"] == 1.0
@@ -36,7 +36,7 @@ def test_export_checks_simplifies_and_matches(model_and_val, tmp_path):
     proto = onnx.load(str(out["onnx"]))
     dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
     assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))  # batch, height, width dynamic
-    model, _ = io.load_model(model_and_val / "model.pt")
+    model, _ = artifacts.load_model(model_and_val / "model.pt")
     x = torch.randn(3, 3, 32, 32)  # another batch and size than the export example
     sess = onnx_export.session(out["onnx"])
     with torch.no_grad():
@@ -65,7 +65,7 @@ def test_failed_simplification_keeps_the_unsimplified_model(model_and_val, tmp_p
 
     monkeypatch.setattr(onnxsim, "simplify", boom)
     out = _step(model_and_val, tmp_path)
-    rep = io.read_json(out["report"])
+    rep = files.read_json(out["report"])
     assert rep["simplify"] == {"used": False, "why": "onnxsim raised RuntimeError: shape inference exploded"}
     assert rep["chosen"] == "model.raw.onnx" and out["onnx"].stat().st_size > 1e6
 

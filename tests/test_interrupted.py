@@ -18,11 +18,11 @@ import time
 import pytest
 import torch
 
-from compressflow import io, provenance
+from compressflow import files, provenance
 from tests.conftest import REPO, SNAKEMAKE, snakemake
 from tests.test_reproducibility import TIMING_FILES, _hashes
 
-# Leftovers a SIGKILL may strand (no `finally` runs): io.atomic_path's temporaries, and the
+# Leftovers a SIGKILL may strand (no `finally` runs): files.atomic_path's temporaries, and the
 # fixed-name scratch files of export_onnx / quantize_onnxruntime (each job owns its folder).
 STRAY = re.compile(r"(/\.[^/]+\.tmp|model\.(raw|sim|pre)\.onnx)$")
 POLL_S = 0.05
@@ -168,21 +168,21 @@ def test_finished_run_leaves_no_temporaries(tiny_run):
 
 def test_kill_mid_write_keeps_the_old_file_and_only_strands_a_temporary(tmp_path):
     target = tmp_path / "metrics.json"
-    io.write_json({"run": "old"}, target)
+    files.write_json({"run": "old"}, target)
     code = (
         "import sys, time\nfrom compressflow import io\n"
-        "with io.atomic_path(sys.argv[1]) as tmp:\n"
+        "with files.atomic_path(sys.argv[1]) as tmp:\n"
         "    tmp.write_text('{\"run\": \"new\", ')\n    print('writing', flush=True)\n    time.sleep(300)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "writing"
     proc.kill()
     proc.wait(timeout=30)
-    assert io.read_json(target) == {"run": "old"}
+    assert files.read_json(target) == {"run": "old"}
     strays = sorted(p.name for p in tmp_path.iterdir() if p != target)
     assert len(strays) == 1 and re.fullmatch(r"\.metrics\.json\.\w+\.tmp", strays[0]), strays
-    io.write_json({"run": "rerun"}, target)
-    assert io.read_json(target) == {"run": "rerun"}
+    files.write_json({"run": "rerun"}, target)
+    assert files.read_json(target) == {"run": "rerun"}
 
 
 def _payload(kind, writer):
@@ -193,16 +193,16 @@ def _payload(kind, writer):
 
 def _write(kind, writer, path):
     if kind == "json":
-        io.write_json(_payload(kind, writer), path)
+        files.write_json(_payload(kind, writer), path)
     else:
-        io.save_tensors(_payload(kind, writer), path)
+        files.save_tensors(_payload(kind, writer), path)
 
 
 def _assert_complete(folder, targets):
     """Each final file is exactly one writer's whole payload; no temporary is left."""
     for (kind, name), writers in targets.items():
         path = folder / name
-        got = io.read_json(path) if kind == "json" else io.load_tensors(path)
+        got = files.read_json(path) if kind == "json" else files.load_tensors(path)
         assert int(got["writer"]) in writers
         want = _payload(kind, int(got["writer"]))
         assert (got["blob"] == want["blob"]) if kind == "json" else torch.equal(got["blob"], want["blob"])
@@ -236,7 +236,7 @@ def _targets():
 def test_concurrent_threads_never_share_a_temporary(tmp_path, monkeypatch):
     names, on_disk = [], []
     barrier = threading.Barrier(len(JOBS), action=lambda: on_disk.append(sorted(p.name for p in tmp_path.glob(".*.tmp"))))
-    monkeypatch.setattr(io, "atomic_path", _held_open(io.atomic_path, names, barrier))
+    monkeypatch.setattr(files, "atomic_path", _held_open(files.atomic_path, names, barrier))
     errors = []
 
     def job(kind, name, writer):
@@ -258,7 +258,7 @@ def test_concurrent_threads_never_share_a_temporary(tmp_path, monkeypatch):
 
 def _process_job(jobs, folder, barrier, queue):
     names = []
-    io.atomic_path = _held_open(io.atomic_path, names, barrier)  # this forked child's copy only
+    files.atomic_path = _held_open(files.atomic_path, names, barrier)  # this forked child's copy only
     for kind, name, writer in jobs:
         _write(kind, writer, folder / name)
     queue.put(names)

@@ -6,8 +6,8 @@ import pickle
 import pytest
 import torch
 
+from compressflow import artifacts, data, evaluate, files, fusion, measure, models, provenance, recipes, report, train
 from compressflow import config as cfg
-from compressflow import data, evaluate, fusion, io, measure, models, provenance, recipes, report, train
 from compressflow.errors import CompressflowError
 from tests.conftest import REPO, tiny_model
 
@@ -81,10 +81,10 @@ def test_imagefolder_bad_trees_give_one_line(tmp_path, setup, message):
 def test_model_roundtrip_is_weights_only_and_exact(tmp_path):
     model = models.build("resnet18", 10).eval()
     path = tmp_path / "m.pt"
-    io.save_model(model, recipes.base_recipe("resnet18", 10), path)
+    artifacts.save_model(model, recipes.base_recipe("resnet18", 10), path)
     payload = torch.load(path, weights_only=True)
-    assert payload["format"] == io.MODEL_FORMAT
-    loaded, recipe = io.load_model(path)
+    assert payload["format"] == artifacts.MODEL_FORMAT
+    loaded, recipe = artifacts.load_model(path)
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
@@ -104,10 +104,10 @@ def test_malicious_pickle_never_runs(tmp_path):
     with open(bad, "wb") as f:
         pickle.dump(Evil(), f)
     with pytest.raises(CompressflowError, match="refused to load"):
-        io.load_tensors(bad, "checkpoint")
+        files.load_tensors(bad, "checkpoint")
     torch.save({"w": Evil()}, tmp_path / "evil2.pt")
     with pytest.raises(CompressflowError, match="refused to load"):
-        io.load_tensors(tmp_path / "evil2.pt", "checkpoint")
+        files.load_tensors(tmp_path / "evil2.pt", "checkpoint")
     assert not marker.exists()
 
 
@@ -117,9 +117,9 @@ def test_truncated_and_missing_files(tmp_path):
     cut = tmp_path / "cut.pt"
     cut.write_bytes(good.read_bytes()[:300])
     with pytest.raises(CompressflowError, match="truncated or corrupt"):
-        io.load_tensors(cut)
+        files.load_tensors(cut)
     with pytest.raises(CompressflowError, match="does not exist"):
-        io.load_tensors(tmp_path / "nope.pt")
+        files.load_tensors(tmp_path / "nope.pt")
 
 
 def test_load_state_names_mismatches():
@@ -156,8 +156,8 @@ def test_fold_bn_matches_and_rebuilds(arch, tmp_path):
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
     assert (fused(x) - ref).abs().max() < 1e-4
     recipe = recipes.with_transform(recipes.base_recipe(arch, 10), {"kind": "fold_bn", "pairs": pairs})
-    io.save_model(fused, recipe, tmp_path / "f.pt")
-    loaded, _ = io.load_model(tmp_path / "f.pt")
+    artifacts.save_model(fused, recipe, tmp_path / "f.pt")
+    loaded, _ = artifacts.load_model(tmp_path / "f.pt")
     assert torch.equal(loaded(x), fused(x))
 
 
@@ -205,9 +205,9 @@ def test_metrics_helpers():
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out.json"
-    io.write_json({"a": 1}, target)
+    files.write_json({"a": 1}, target)
     with pytest.raises(RuntimeError):
-        with io.atomic_path(target) as tmp:
+        with files.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("crash")
     assert json.loads(target.read_text()) == {"a": 1}
@@ -263,7 +263,7 @@ def test_report_flags_not_faster(tmp_path):
     entries = []
     for v, p, t, m in rows:
         path = tmp_path / f"{v}.json"
-        io.write_json(m, path)
+        files.write_json(m, path)
         entries.append({"model": "m", "variant": v, "parent": p, "technique": t, "metrics_path": path})
     df = report.summarize(entries, 1.05).set_index("variant")
     assert df.loc["fast", "faster_than_parent"] is True or df.loc["fast", "faster_than_parent"] == True  # noqa: E712

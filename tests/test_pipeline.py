@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from compressflow import io, models, provenance
+from compressflow import artifacts, models, provenance
 from tests.conftest import REPO, snakemake
 
 REQUIRED = ["model", "variant", "runtime", "top1", "top5", "size_mb", "latency_ms_p50", "parent", "top1_agreement_vs_parent"]
@@ -127,7 +127,7 @@ def test_bad_config_stops_before_any_job_with_one_line(tiny_copy, tmp_path):
 def test_user_checkpoint_is_used_and_checked(tiny_copy, tmp_path):
     """A user's state dict replaces training; a wrong one fails with one line and touches nothing."""
     good = tmp_path / "mine.pt"
-    model, _ = io.load_model(tiny_copy / "results/resnet18/fp32/model.pt")
+    model, _ = artifacts.load_model(tiny_copy / "results/resnet18/fp32/model.pt")
     torch.save(model.state_dict(), good)
     # Only one child variant: the point is the checkpoint path, not rebuilding every variant.
     small = {"models.resnet18.checkpoint": str(good), "variants": {"fused": {"from": "fp32", "technique": "fuse"}}, "deploy": {}}

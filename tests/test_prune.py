@@ -7,8 +7,8 @@ import pytest
 import torch
 import yaml
 
+from compressflow import artifacts, files, fusion, models, prune, recipes
 from compressflow import config as cfg
-from compressflow import fusion, io, models, prune, recipes
 from compressflow.errors import CompressflowError
 from compressflow.steps.prune_channels import prune_channels as prune_channels_step
 from compressflow.steps.prune_l1 import prune_l1 as prune_l1_step
@@ -59,9 +59,9 @@ def test_pruned_model_reloads_weights_only_with_identical_logits(arch, fused, tm
     prune.prune_channels(model, ratio=0.5, input_size=SIZE, iterative_steps=2)
     recipe = recipes.with_transform(recipe, {"kind": "prune_channels", "shapes": prune.record_shapes(model)})
     path = tmp_path / "model.pt"
-    io.save_model(model, recipe, path)
+    artifacts.save_model(model, recipe, path)
     torch.load(path, weights_only=True)  # plain data only
-    loaded, loaded_recipe = io.load_model(path)
+    loaded, loaded_recipe = artifacts.load_model(path)
     x = torch.randn(4, 3, SIZE, SIZE)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
@@ -134,10 +134,10 @@ def _tiny_splits():
 def _step_inputs(tmp_path) -> dict:
     """train/val splits and an untrained MobileNetV2 parent on disk: the inputs of a pruning step."""
     trainset, val = _tiny_splits()
-    io.save_tensors(trainset, tmp_path / "train.pt")
-    io.save_tensors(val, tmp_path / "val.pt")
+    files.save_tensors(trainset, tmp_path / "train.pt")
+    files.save_tensors(val, tmp_path / "val.pt")
     model, recipe = _model("mobilenet_v2")
-    io.save_model(model, recipe, tmp_path / "parent.pt")
+    artifacts.save_model(model, recipe, tmp_path / "parent.pt")
     return {"model": str(tmp_path / "parent.pt"), "train": str(tmp_path / "train.pt"), "val": str(tmp_path / "val.pt")}
 
 
@@ -152,10 +152,10 @@ def test_channel_step_writes_stats_and_a_reloadable_model(tmp_path):
         "latency_input": 32,
     }
     prune_channels_step(inputs, out, params, 1)
-    stats = io.read_json(out["stats"])
+    stats = files.read_json(out["stats"])
     assert stats["macs_ratio"] < 0.5 and stats["params_ratio"] < 0.5 and stats["macs_before_latency_input"] > stats["macs_before"]
     assert len(stats["finetune_history"]) == 1
-    loaded, rec = io.load_model(out["model"])
+    loaded, rec = artifacts.load_model(out["model"])
     assert rec["transforms"][-1]["kind"] == "prune_channels"
     assert models.count_params(loaded) == stats["params_after"]
 
@@ -165,13 +165,13 @@ def test_l1_step_records_sparsity_and_note(tmp_path):
     out = {"model": str(tmp_path / "l1" / "model.pt"), "sparsity": str(tmp_path / "l1" / "sparsity.json")}
     params = {"knobs": {"amount": 0.6, "finetune_epochs": 1, "lr": 0.01}, "train": {"batch_size": 48}, "seed": 0}
     prune_l1_step(inputs, out, params, 1)
-    stats = io.read_json(out["sparsity"])
+    stats = files.read_json(out["sparsity"])
     assert "latency does not improve" in stats["note"]
     assert (
         stats["storage"]["dense_state_dict_bytes"] > 0
         and stats["parent_storage"]["pruned_weights_nnz"] > stats["storage"]["pruned_weights_nnz"]
     )
-    loaded, _ = io.load_model(out["model"])
+    loaded, _ = artifacts.load_model(out["model"])
     # fine-tuning ran with the masks on, so the zeros survived it
     assert abs(prune.sparsity(loaded)["sparsity_prunable"] - 0.6) < 1e-3 and abs(stats["sparsity_prunable"] - 0.6) < 1e-3
 
@@ -211,8 +211,8 @@ def test_fusing_a_pruned_model_replays_both_transforms(tmp_path):
     recipe = recipes.with_transform(recipe, {"kind": "prune_channels", "shapes": prune.record_shapes(model)})
     reference = copy.deepcopy(model)
     fused, pairs = fusion.fold_bn(model)
-    io.save_model(fused, recipes.with_transform(recipe, {"kind": "fold_bn", "pairs": pairs}), tmp_path / "model.pt")
-    loaded, _ = io.load_model(tmp_path / "model.pt")
+    artifacts.save_model(fused, recipes.with_transform(recipe, {"kind": "fold_bn", "pairs": pairs}), tmp_path / "model.pt")
+    loaded, _ = artifacts.load_model(tmp_path / "model.pt")
     x = torch.randn(4, 3, SIZE, SIZE)
     with torch.no_grad():
         assert torch.equal(fused(x), loaded(x))

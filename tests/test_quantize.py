@@ -10,7 +10,7 @@ from torch import nn
 from torch.ao import quantization as tq
 from torch.ao.nn.quantized import dynamic as nnqd
 
-from compressflow import data, io, models, recipes
+from compressflow import artifacts, data, files, models, recipes
 from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
 from compressflow.quantize import dynamic, error, graph, mixed, qat, qconfig, rebuild, static
@@ -53,7 +53,7 @@ def tiny_model():
 
 @pytest.fixture(autouse=True)
 def tiny_arch(monkeypatch):
-    """Register the tiny net as an architecture so io.load_model can rebuild it."""
+    """Register the tiny net as an architecture so artifacts.load_model can rebuild it."""
     monkeypatch.setitem(models.ARCHS, "tiny", lambda num_classes, **_: TinyNet(num_classes))
 
 
@@ -122,15 +122,17 @@ def test_round_trip_identical_logits(tmp_path, backend):
     model = tiny_model()
     spec, prepared = ptq(model, "histogram", backend=backend)
     recipe = recipes.base_recipe("tiny", 10)
-    io.save_model(prepared, recipes.with_transform(recipe, rebuild.transform("ptq", spec, SIZE, stage="prepared")), tmp_path / "cal.pt")
+    artifacts.save_model(
+        prepared, recipes.with_transform(recipe, rebuild.transform("ptq", spec, SIZE, stage="prepared")), tmp_path / "cal.pt"
+    )
     q = graph.convert(prepared)
-    io.save_model(q, recipes.with_transform(recipe, rebuild.transform("ptq", spec, SIZE)), tmp_path / "model.pt")
+    artifacts.save_model(q, recipes.with_transform(recipe, rebuild.transform("ptq", spec, SIZE)), tmp_path / "model.pt")
     torch.backends.quantized.engine = "qnnpack" if backend != "qnnpack" else "x86"
-    loaded, _ = io.load_model(tmp_path / "model.pt")
+    loaded, _ = artifacts.load_model(tmp_path / "model.pt")
     assert torch.backends.quantized.engine == backend
     x = batch()
     assert torch.equal(loaded(x), q(x))
-    cal, _ = io.load_model(tmp_path / "cal.pt")
+    cal, _ = artifacts.load_model(tmp_path / "cal.pt")
     assert torch.equal(graph.convert(cal)(x), q(x)), "the calibrated file must carry the observer statistics"
 
 
@@ -142,8 +144,10 @@ def test_bias_correction_changes_bias_and_keeps_round_trip(tmp_path):
     done = static.bias_correct(q, prepared, split(), 32)
     assert [d["layer"] for d in done] == ["conv1", "conv2", "fc"]
     assert not torch.equal(before, q.conv2.bias())
-    io.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), rebuild.transform("ptq", spec, SIZE)), tmp_path / "m.pt")
-    loaded, _ = io.load_model(tmp_path / "m.pt")
+    artifacts.save_model(
+        q, recipes.with_transform(recipes.base_recipe("tiny", 10), rebuild.transform("ptq", spec, SIZE)), tmp_path / "m.pt"
+    )
+    loaded, _ = artifacts.load_model(tmp_path / "m.pt")
     assert torch.equal(loaded(batch()), q(batch()))
 
 
@@ -155,8 +159,8 @@ def test_dynamic_lstm_round_trip_weights_only(tmp_path):
     assert isinstance(q.lstm, nnqd.LSTM) and isinstance(q.fc, nnqd.Linear)
     recipe = recipes.base_recipe("lstm", 10, {"hidden": 16})
     t = {"kind": "quantize", "mode": "dynamic", "stage": "converted", "backend": "x86", "dtype": "qint8", "layer_types": ["Linear", "LSTM"]}
-    io.save_model(q, recipes.with_transform(recipe, t), tmp_path / "d.pt")
-    loaded, _ = io.load_model(tmp_path / "d.pt")  # weights_only=True inside
+    artifacts.save_model(q, recipes.with_transform(recipe, t), tmp_path / "d.pt")
+    loaded, _ = artifacts.load_model(tmp_path / "d.pt")  # weights_only=True inside
     x = batch()
     assert torch.equal(loaded(x), q(x))
     assert (q(x) - model(x)).abs().max() < 0.05
@@ -257,8 +261,8 @@ def test_mixed_round_trip(tmp_path):
     q = mixed.build_static(model, spec, split(), 32, fp32_layers=["fc"])
     assert isinstance(q.fc, nn.Linear)
     t = rebuild.transform("mixed", spec, SIZE, fp32_layers=["fc"])
-    io.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), t), tmp_path / "m.pt")
-    loaded, _ = io.load_model(tmp_path / "m.pt")
+    artifacts.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), t), tmp_path / "m.pt")
+    loaded, _ = artifacts.load_model(tmp_path / "m.pt")
     assert torch.equal(loaded(batch()), q(batch()))
 
 
@@ -272,8 +276,10 @@ def test_qat_round_trip(tmp_path):
     assert all(not m.observer_enabled.item() for m in prepared.modules() if isinstance(m, tq.FakeQuantizeBase))
     assert prepared.conv1.freeze_bn
     q = graph.convert(prepared)
-    io.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), rebuild.transform("qat", spec, SIZE)), tmp_path / "q.pt")
-    loaded, _ = io.load_model(tmp_path / "q.pt")
+    artifacts.save_model(
+        q, recipes.with_transform(recipes.base_recipe("tiny", 10), rebuild.transform("qat", spec, SIZE)), tmp_path / "q.pt"
+    )
+    loaded, _ = artifacts.load_model(tmp_path / "q.pt")
     assert torch.equal(loaded(batch()), q(batch()))
 
 
@@ -308,18 +314,18 @@ def test_no_quantizable_layers():
 def test_steps_calibrate_then_convert(tmp_path):
     """The two PTQ steps as the rules call them: convert reads only its own knob."""
     model = tiny_model()
-    io.save_model(model, recipes.base_recipe("tiny", 10), tmp_path / "parent.pt")
-    io.save_tensors(split(), tmp_path / "calib.pt")
+    artifacts.save_model(model, recipes.base_recipe("tiny", 10), tmp_path / "parent.pt")
+    files.save_tensors(split(), tmp_path / "calib.pt")
     out = {"calibrated": tmp_path / "v/calibrated.pt", "calibration": tmp_path / "v/calibration.json"}
     params = {"backend": "x86", "observer": "percentile", "activation": "affine", "per_channel": True, "calib_size": 32, "percentile": 99.9}
     ptq_calibrate_step({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)
-    info = io.read_json(out["calibration"])
+    info = files.read_json(out["calibration"])
     assert info["calib_images"] == 32 and info["observers"][0]["kind"] == "PercentileObserver"
     for bc in (False, True):
         ptq_step(
             {"calibrated": out["calibrated"], "calib": tmp_path / "calib.pt"}, {"model": tmp_path / f"m{bc}.pt"}, {"bias_correction": bc}, 1
         )
-        q, recipe = io.load_model(tmp_path / f"m{bc}.pt")
+        q, recipe = artifacts.load_model(tmp_path / f"m{bc}.pt")
         t = recipe["transforms"][-1]
         assert t["stage"] == "converted" and t["bias_correction"] is bc and t["qconfig"]["observer"] == "percentile"
     params["calib_size"] = 49

@@ -7,7 +7,7 @@ import csv
 import pytest
 import yaml
 
-from compressflow import io
+from compressflow import artifacts, files
 from tests.conftest import REPO, snakemake
 
 CONFIG = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
@@ -25,19 +25,19 @@ def rows(path):
 def test_quantized_artifacts_load_and_report(tiny_run):
     res = tiny_run / "results" / "resnet18"
     for name, spec in QUANT.items():
-        parent = io.read_json(res / spec["from"] / "metrics.json")
-        model, recipe = io.load_model(res / name / "model.pt")
+        parent = files.read_json(res / spec["from"] / "metrics.json")
+        model, recipe = artifacts.load_model(res / name / "model.pt")
         t = recipe["transforms"][-1]
         assert t["kind"] == "quantize" and t["mode"] == spec["technique"]
-        metrics = io.read_json(res / name / "metrics.json")
+        metrics = files.read_json(res / name / "metrics.json")
         assert metrics["top1"] >= parent["top1"] - 0.05, f"{name} lost more than 5 pt vs its parent"
         errors = rows(res / name / "layer_error.csv")
         assert errors and all(float(r["mse"]) >= 0 for r in errors)
         if spec["technique"] == "ptq":
             assert metrics["size_mb"] < 0.3 * parent["size_mb"]
-            assert io.read_json(res / name / "calibration.json")["observers"]
+            assert files.read_json(res / name / "calibration.json")["observers"]
         if spec["technique"] == "mixed":
-            info = io.read_json(res / name / "mixed.json")
+            info = files.read_json(res / name / "mixed.json")
             assert t["fp32_layers"] == info["fp32_layers"] and "budget_met" in info
     sens = rows(res / "sensitivity" / "sensitivity.csv")
     # one row per unit: conv1, the eight BasicBlocks, fc

@@ -6,7 +6,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from compressflow import io, report
+from compressflow import files, report
 from compressflow.steps.make_report import make_report as make_report_step
 
 CLASSES = [str(c) for c in range(10)]
@@ -31,7 +31,7 @@ def _entries(tmp_path, rows):
             "size_mb": 1.0,
             "per_class_top1": per_class,
         }
-        io.write_json(metrics, path)
+        files.write_json(metrics, path)
         entries.append(
             {"model": model, "variant": variant, "parent": "" if variant == "fp32" else "fp32", "technique": "ptq", "metrics_path": path}
         )

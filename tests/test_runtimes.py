@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from compressflow import data, io, models, recipes, train
+from compressflow import artifacts, data, files, models, recipes, train
 from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
 from compressflow.runtimes import onnxruntime as ort_rt
@@ -49,14 +49,14 @@ def deployed(tmp_path_factory):
     torch.set_num_threads(1)
     splits = digits_splits()
     for name, split in splits.items():
-        io.save_tensors(split, d / f"{name}.pt")
+        files.save_tensors(split, d / f"{name}.pt")
     model = models.build("resnet18", 10)
     train.fit(model, splits["train"], epochs=3, lr=0.05, batch_size=64, seed=0, desc="test")
-    io.save_model(model.eval(), recipes.base_recipe("resnet18", 10), d / "model.pt")
+    artifacts.save_model(model.eval(), recipes.base_recipe("resnet18", 10), d / "model.pt")
     torch_metrics, logits = ev.evaluate(
         model, splits["test"], d / "model.pt", batch_size=256, threads=1, latency_input=32, warmup=0, iters=1, parent=model
     )
-    io.save_tensors(logits, d / "test_logits.pt")
+    files.save_tensors(logits, d / "test_logits.pt")
     export_onnx(d)
     int8 = {"calibrate_method": "MinMax", "per_channel": True, "activation_type": "QUInt8", "reduce_range": "auto"}
     quantize_onnxruntime_step(
@@ -94,7 +94,7 @@ def test_onnxruntime_fp32_row(deployed, tmp_path):
     evaluate_onnxruntime_step(
         dict(_common(d), onnx=d / "model.onnx"), {"metrics": tmp_path / "m.json"}, dict(TIMING, runtime="onnxruntime"), 1
     )
-    m = io.read_json(tmp_path / "m.json")
+    m = files.read_json(tmp_path / "m.json")
     _check_row(m, tm, "onnxruntime", "pytorch", 0.999)
     assert m["precision"] == "fp32" and m["max_abs_diff_vs_parent"] < 1e-3
 
@@ -105,11 +105,11 @@ def test_onnxruntime_int8_is_qdq_smaller_and_close(deployed, tmp_path):
     d, tm = deployed
     ops = {n.op_type for n in onnx.load(str(d / "int8.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    q = io.read_json(d / "ort_q.json")
+    q = files.read_json(d / "ort_q.json")
     assert q["reduce_range"] == (not ort_rt.has_vnni()) and q["activation_type"] == "QUInt8"
     inputs = dict(_common(d), onnx=d / "int8.onnx", parent_onnx=d / "model.onnx", quant_report=d / "ort_q.json")
     evaluate_onnxruntime_step(inputs, {"metrics": tmp_path / "m.json"}, dict(TIMING, runtime="onnxruntime-int8"), 1)
-    m = io.read_json(tmp_path / "m.json")
+    m = files.read_json(tmp_path / "m.json")
     _check_row(m, tm, "onnxruntime-int8", "onnxruntime", 0.95)
     assert m["size_mb"] < 0.3 * (d / "model.onnx").stat().st_size / 2**20
     assert m["precision"] == "int8" and m["quantization"]["format"] == "QDQ"
@@ -134,7 +134,7 @@ def test_openvino_fp32_records_precision_actually_used(deployed, tmp_path):
         dict(TIMING, runtime="openvino", precision="f32"),
         1,
     )
-    m = io.read_json(tmp_path / "m.json")
+    m = files.read_json(tmp_path / "m.json")
     _check_row(m, tm, "openvino", "pytorch", 0.999)
     assert m["precision"] == "f32" and m["precision_f32_hint"] == "f32"
     assert m["precision_default_hint"] in ("f32", "bf16", "f16")
@@ -152,11 +152,11 @@ def test_openvino_int8_rows(deployed, tmp_path, runtime):
         dict(TIMING, runtime=runtime, precision="f32"),
         1,
     )
-    m = io.read_json(tmp_path / "m.json")
+    m = files.read_json(tmp_path / "m.json")
     _check_row(m, tm, runtime, "openvino", 0.95)
     assert m["precision"] == "int8+f32"
     if runtime == "openvino-int8":
-        assert io.read_json(d / "ov_q.json")["fake_quantize_ops"] > 10
+        assert files.read_json(d / "ov_q.json")["fake_quantize_ops"] > 10
         assert m["size_mb"] < 0.3 * (d / "model.onnx").stat().st_size / 2**20
 
 

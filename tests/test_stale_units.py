@@ -12,7 +12,7 @@ import yaml
 from snakemake.utils import validate
 
 from compressflow import config as cfcheck
-from compressflow import data, io, recipes, verify
+from compressflow import data, files, recipes, verify
 from compressflow.errors import CompressflowError
 from tests.conftest import REPO
 
@@ -139,14 +139,14 @@ def test_checkpoint_of_a_wrapped_model_loads(tmp_path):
 
 def test_identical_rewrite_keeps_the_file_and_its_mtime(tmp_path):
     target = tmp_path / "split.pt"
-    io.save_tensors({"x": torch.arange(4)}, target)
+    files.save_tensors({"x": torch.arange(4)}, target)
     old = target.stat()
     os.utime(target, ns=(old.st_atime_ns, old.st_mtime_ns - 10**9))  # as if written a second ago
     old = target.stat()
-    io.save_tensors({"x": torch.arange(4)}, target)
+    files.save_tensors({"x": torch.arange(4)}, target)
     new = target.stat()
     assert (new.st_ino, new.st_mtime_ns) == (old.st_ino, old.st_mtime_ns)
-    io.save_tensors({"x": torch.arange(5)}, target)
+    files.save_tensors({"x": torch.arange(5)}, target)
     assert target.stat().st_mtime_ns != old.st_mtime_ns and torch.load(target)["x"].numel() == 5
     assert [p.name for p in tmp_path.iterdir()] == ["split.pt"]
 

@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from compressflow import io, repeats, report, stats
+from compressflow import files, repeats, report, stats
 from compressflow.errors import CompressflowError
 
 
@@ -88,7 +88,7 @@ def _row(tmp_path, name, top1_correct, *, runtime="pytorch", calls=(1.0, 1.1, 1.
         **extra,
     }
     path = tmp_path / f"{name.replace('/', '_')}-{runtime}.json"
-    io.write_json(m, path)
+    files.write_json(m, path)
     return path
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from compressflow import data, io
+from compressflow import data, files
 from compressflow.errors import CompressflowError
 from compressflow.runtimes import tensorrt as trt
 from compressflow.steps.build_trt_engine import build_trt_engine as build_trt_engine_step
@@ -53,7 +53,7 @@ def _evaluate(d, runtime, out, parent=None):
         inputs["parent_engine"] = d / parent / "model.engine"
     params = {"runtime": runtime, "tensorrt": TRT, "threads": 1, "batch_size": 256, "latency": LATENCY}
     evaluate_tensorrt_step(inputs, {"metrics": out}, params, 1)
-    return io.read_json(out)
+    return files.read_json(out)
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,9 @@ def exported(tmp_path_factory):
     model = save_untrained_resnet18(d)
     splits = digits_splits()
     for name in ("calib", "val", "test"):
-        io.save_tensors(splits[name], d / f"{name}.pt")
+        files.save_tensors(splits[name], d / f"{name}.pt")
     with torch.no_grad():
-        io.save_tensors(torch.cat([model(x) for x, _ in data.batches(splits["test"], 256)]), d / "test_logits.pt")
+        files.save_tensors(torch.cat([model(x) for x, _ in data.batches(splits["test"], 256)]), d / "test_logits.pt")
     export_onnx(d)
     return d
 
@@ -73,7 +73,7 @@ def exported(tmp_path_factory):
 def test_skip_path_writes_null_metrics_with_a_reason(tmp_path, capsys):
     (tmp_path / "model.onnx").write_bytes(b"unused when skipping")
     out = _build(tmp_path, "fp16")
-    assert io.read_json(out["build"]) == {"skipped": REASON, "precision": "fp16"}
+    assert files.read_json(out["build"]) == {"skipped": REASON, "precision": "fp16"}
     assert out["engine"].stat().st_size == 0
     assert capsys.readouterr().err.count("TensorRT fp16 engine skipped") == 1
     m = _evaluate(tmp_path, "tensorrt-fp16", tmp_path / "metrics.json")
@@ -110,7 +110,7 @@ def test_mode_on_fails_fast(tmp_path):
 @gpu
 def test_fp16_engine_matches_pytorch(exported, tmp_path):
     out = _build(exported, "fp16")
-    info = io.read_json(out["build"])
+    info = files.read_json(out["build"])
     assert info["precision"] == "fp16" and info["profile"]["opt"] == [4, 3, 32, 32] and out["timing_cache"].stat().st_size > 0
     m = _evaluate(exported, "tensorrt-fp16", tmp_path / "m.json")
     assert m["parent_runtime"] == "pytorch-cuda" and m["cosine_vs_parent"] > 0.999 and m["latency_ms_p50"] > 0
@@ -121,11 +121,11 @@ def test_fp16_engine_matches_pytorch(exported, tmp_path):
 def test_int8_engines_both_ways(exported, tmp_path):
     _build(exported, "fp16")
     explicit = _build(exported, "int8")
-    assert io.read_json(explicit["build"])["int8_method"].startswith("explicit Q/DQ")
+    assert files.read_json(explicit["build"])["int8_method"].startswith("explicit Q/DQ")
     m = _evaluate(exported, "tensorrt-int8", tmp_path / "int8.json", parent="tensorrt-fp16")
     assert m["parent_runtime"] == "tensorrt-fp16" and m["cosine_vs_parent"] > 0.95
     calib = _build(exported, "int8-calib")
-    info = io.read_json(calib["build"])
+    info = files.read_json(calib["build"])
     if trt.has_implicit_calibrator():
         assert info["int8_method"].startswith("implicit") and calib["calib_cache"].stat().st_size > 0
         m = _evaluate(exported, "tensorrt-int8-calib", tmp_path / "calib.json", parent="tensorrt-fp16")

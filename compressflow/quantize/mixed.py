@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from compressflow import evaluate as ev
-from compressflow import io
+from compressflow import files
 from compressflow.quantize.error import sqnr_db
 from compressflow.quantize.graph import (
     STATIC_LAYERS,
@@ -147,6 +147,6 @@ def plot_sensitivity(rows: list[dict], path) -> None:
     ax2.set_ylabel("logit SQNR (dB)")
     ax1.set_title("Per-layer INT8 sensitivity")
     fig.tight_layout()
-    with io.atomic_path(path) as tmp:
+    with files.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)

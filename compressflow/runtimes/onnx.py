@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compressflow import io
+from compressflow import files
 from compressflow.errors import CompressflowError
 
 MIN_OPSET = 18  # the dynamo exporter fails to convert these models at opset 17
@@ -148,7 +148,7 @@ def simplify(src, dst, model: torch.nn.Module, x: torch.Tensor, max_abs_diff: fl
         return {"used": False, "why": f"onnxsim raised {type(exc).__name__}: {first[:200]}"}
     if not ok:
         return {"used": False, "why": "onnxsim's own check failed"}
-    with io.atomic_path(dst) as tmp:
+    with files.atomic_path(dst) as tmp:
         onnx.save(simplified, str(tmp))
     try:
         check(dst)

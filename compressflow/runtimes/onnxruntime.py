@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from compressflow import data, io, sysinfo
+from compressflow import data, files, sysinfo
 from compressflow.errors import CompressflowError
 from compressflow.runtimes import onnx
 
@@ -90,7 +90,7 @@ def quantize(
     try:
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
         reader = CalibrationReader(calib, onnx.INPUT_NAME)
-        with io.atomic_path(dst) as tmp:
+        with files.atomic_path(dst) as tmp:
             quantize_static(
                 str(pre),
                 str(tmp),

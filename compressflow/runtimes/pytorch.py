@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from compressflow import io
+from compressflow import artifacts, files
 
 __all__ = ["runner", "precision", "reference"]
 
@@ -33,5 +33,5 @@ def precision(recipe: dict) -> str:
 
 def reference(inputs: dict) -> tuple[torch.nn.Module, torch.Tensor]:
     """The PyTorch artifact a runtime row is compared with (``torch_model``) and its test logits (``torch_logits``)."""
-    model, _ = io.load_model(inputs["torch_model"])
-    return model, io.load_tensors(inputs["torch_logits"], "PyTorch test logits")
+    model, _ = artifacts.load_model(inputs["torch_model"])
+    return model, files.load_tensors(inputs["torch_logits"], "PyTorch test logits")

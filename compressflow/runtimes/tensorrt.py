@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from compressflow import data, io, sysinfo
+from compressflow import data, files, sysinfo
 from compressflow.errors import CompressflowError
 
 __all__ = [
@@ -113,7 +113,7 @@ def _calibrator(split: dict, batch: int, cache_path):
             return Path(cache_path).read_bytes() if Path(cache_path).is_file() and Path(cache_path).stat().st_size else None
 
         def write_calibration_cache(self, cache):
-            with io.atomic_path(cache_path) as tmp:
+            with files.atomic_path(cache_path) as tmp:
                 tmp.write_bytes(bytes(cache))
 
     return EntropyCalibrator()
@@ -196,9 +196,9 @@ def build(
             raise CompressflowError(
                 f"TensorRT failed to build the {precision} engine from '{onnx_path}'", f"read the build log {build_log}"
             )
-        with io.atomic_path(engine_path) as tmp:
+        with files.atomic_path(engine_path) as tmp:
             tmp.write_bytes(bytes(serialized))
-        with io.atomic_path(timing_cache) as tmp:
+        with files.atomic_path(timing_cache) as tmp:
             tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
         return info
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compressflow import benchmark, io
+from compressflow import benchmark, files
 
 
 def benchmark_artifact(inputs, outputs, params, threads):
@@ -20,4 +20,4 @@ def benchmark_artifact(inputs, outputs, params, threads):
         ov_precision=params.get("ov_precision", "f32"),
     )
     out = {"model": params["model"], "variant": params["variant"], **out, "job_threads": threads}
-    io.write_json(out, outputs["json"])
+    files.write_json(out, outputs["json"])

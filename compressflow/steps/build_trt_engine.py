@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from compressflow import data, io
+from compressflow import data, files
 from compressflow.runtimes import onnxruntime, tensorrt
 
 
@@ -38,9 +38,9 @@ def build_trt_engine(inputs, outputs, params, threads):
         tensorrt.skip_or_fail(mode, reason, f"{precision} engine")
         for key in ("engine", "timing_cache", "build_log", "calib_cache"):
             if key in outputs:
-                with io.atomic_path(outputs[key]) as tmp:
+                with files.atomic_path(outputs[key]) as tmp:
                     tmp.write_bytes(b"")
-        io.write_json({"skipped": reason, "precision": precision}, outputs["build"])
+        files.write_json({"skipped": reason, "precision": precision}, outputs["build"])
         return
     info = tensorrt.build(
         onnx_path,
@@ -57,8 +57,8 @@ def build_trt_engine(inputs, outputs, params, threads):
     if precision == "int8":
         info["quantization"] = qinfo
     if "calib_cache" in outputs and not Path(outputs["calib_cache"]).exists():
-        with io.atomic_path(outputs["calib_cache"]) as tmp:
+        with files.atomic_path(outputs["calib_cache"]) as tmp:
             tmp.write_bytes(b"")
     info["gpu"] = torch.cuda.get_device_name(0)
     print(f"TensorRT {precision}: {info}", file=sys.stderr)
-    io.write_json(info, outputs["build"])
+    files.write_json(info, outputs["build"])

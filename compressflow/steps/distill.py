@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from compressflow import data, io, models, train
+from compressflow import artifacts, data, files, models, train
 from compressflow import distill as kd
 from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
@@ -17,7 +17,7 @@ def distill(inputs, outputs, params, threads):
     temperature, alpha = float(k.get("temperature", 4.0)), float(k.get("alpha", 0.7))
     kd.check_knobs(temperature, alpha)
     train.seed_everything(seed, threads)
-    teacher, teacher_recipe = io.load_model(inputs["model"])
+    teacher, teacher_recipe = artifacts.load_model(inputs["model"])
     trainset, val = data.load_split(inputs["train"]), data.load_split(inputs["val"])
     classes = len(trainset["classes"])
     model, recipe = kd.student_model(teacher_recipe, classes, student=k.get("student"), student_path=inputs.get("student"))
@@ -43,8 +43,8 @@ def distill(inputs, outputs, params, threads):
     top1 = ev.topk(ev.predict(model, val), val["y"], 1)
     top1_teacher = ev.topk(ev.predict(teacher, val), val["y"], 1)
     print(f"distill: val top1 student {top1:.4f} (teacher {top1_teacher:.4f}, student at start {top1_student_init:.4f})", file=sys.stderr)
-    io.save_model(model, recipe, outputs["model"])
-    io.write_json(
+    artifacts.save_model(model, recipe, outputs["model"])
+    files.write_json(
         {
             "temperature": temperature,
             "alpha": alpha,

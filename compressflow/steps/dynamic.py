@@ -6,13 +6,13 @@ import sys
 
 import torch
 
-from compressflow import io, recipes
+from compressflow import artifacts, recipes
 from compressflow.quantize import dynamic as qdynamic
 
 
 def dynamic(inputs, outputs, params, threads):
     torch.set_num_threads(threads)
-    model, recipe = io.load_model(inputs["model"])
+    model, recipe = artifacts.load_model(inputs["model"])
     q, names = qdynamic.quantize_dynamic(model, params["dtype"])
     engine = torch.backends.quantized.engine
     print(f"dynamic {params['dtype']}: {len(names)} layers {names}", file=sys.stderr)
@@ -27,4 +27,4 @@ def dynamic(inputs, outputs, params, threads):
         "fp32_layers": [],
         "int8_layers": names,
     }
-    io.save_model(q, recipes.with_transform(recipe, t), outputs["model"])
+    artifacts.save_model(q, recipes.with_transform(recipe, t), outputs["model"])

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from compressflow import data, io
+from compressflow import artifacts, data, files
 from compressflow import evaluate as ev
 
 
 def evaluate(inputs, outputs, params, threads):
-    model, _ = io.load_model(inputs["model"])
+    model, _ = artifacts.load_model(inputs["model"])
     test = data.load_split(inputs["test"])
     parent, parent_logits = None, None
     if inputs.get("parent_model"):
-        parent, _ = io.load_model(inputs["parent_model"])
-        parent_logits = io.load_tensors(inputs["parent_logits"], "parent logits")
+        parent, _ = artifacts.load_model(inputs["parent_model"])
+        parent_logits = files.load_tensors(inputs["parent_logits"], "parent logits")
     lat = params["latency"]
     metrics, logits = ev.evaluate(
         model,
@@ -26,5 +26,5 @@ def evaluate(inputs, outputs, params, threads):
         parent=parent,
         parent_logits=parent_logits,
     )
-    io.save_tensors(logits, outputs["logits"])
-    io.write_json(metrics, outputs["metrics"])
+    files.save_tensors(logits, outputs["logits"])
+    files.write_json(metrics, outputs["metrics"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from compressflow import data, io, layout, models
+from compressflow import data, files, layout, models
 from compressflow import evaluate as ev
 from compressflow.measure import size_mb
 from compressflow.runtimes import onnx, onnxruntime, pytorch
@@ -36,5 +36,5 @@ def evaluate_onnxruntime(inputs, outputs, params, threads):
     )
     metrics.update(parent_runtime=parent_runtime, precision="int8" if inputs.get("parent_onnx") else "fp32", providers=sess.get_providers())
     if inputs.get("quant_report"):
-        metrics["quantization"] = io.read_json(inputs["quant_report"])
-    io.write_json(metrics, outputs["metrics"])
+        metrics["quantization"] = files.read_json(inputs["quant_report"])
+    files.write_json(metrics, outputs["metrics"])

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from compressflow import data, io, layout, measure, models
+from compressflow import data, layout, measure, models
 from compressflow import evaluate as ev
 from compressflow.runtimes import openvino, pytorch
 
@@ -54,10 +54,10 @@ def evaluate_openvino(inputs, outputs, params, threads):
         latency_ms_p50_f32_hint=f32["latency_ms_p50"],
     )
     if inputs.get("quant_report"):
-        metrics["quantization"] = io.read_json(inputs["quant_report"])
+        metrics["quantization"] = files.read_json(inputs["quant_report"])
     print(
         f"{params['runtime']}: top1 {metrics['top1']:.4f}, p50 {metrics['latency_ms_p50']:.2f} ms ({metrics['precision']}), "
         f"default hint {metrics['precision_default_hint']} {auto['latency_ms_p50']:.2f} ms, f32 hint {f32['latency_ms_p50']:.2f} ms",
         file=sys.stderr,
     )
-    io.write_json(metrics, outputs["metrics"])
+    files.write_json(metrics, outputs["metrics"])

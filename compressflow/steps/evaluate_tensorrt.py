@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from compressflow import data, io, measure, models
+from compressflow import data, files, measure, models
 from compressflow import evaluate as ev
 from compressflow.runtimes import pytorch, tensorrt
 
@@ -14,10 +14,10 @@ from compressflow.runtimes import pytorch, tensorrt
 def evaluate_tensorrt(inputs, outputs, params, threads):
     """Accuracy on the test split at the data's size; batch-1 latency at latency.input_size against the parent on the same GPU."""
     runtime, lat = params["runtime"], params["latency"]
-    build_info = io.read_json(inputs["build"])
+    build_info = files.read_json(inputs["build"])
     if build_info.get("skipped"):
         print(f"{runtime}: skipped ({build_info['skipped']})", file=sys.stderr)
-        io.write_json(tensorrt.skipped_metrics(runtime, build_info["skipped"], params["threads"], lat), outputs["metrics"])
+        files.write_json(tensorrt.skipped_metrics(runtime, build_info["skipped"], params["threads"], lat), outputs["metrics"])
         return
     torch.set_num_threads(params["threads"])
     test = data.load_split(inputs["test"])
@@ -65,4 +65,4 @@ def evaluate_tensorrt(inputs, outputs, params, threads):
         f"{runtime}: top1 {metrics['top1']:.4f}, p50 {metrics['latency_ms_p50']:.3f} ms vs {parent_runtime} {metrics['parent_latency_ms_p50']:.3f} ms",
         file=sys.stderr,
     )
-    io.write_json(metrics, outputs["metrics"])
+    files.write_json(metrics, outputs["metrics"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from compressflow import data, io
+from compressflow import artifacts, data, files
 from compressflow.errors import CompressflowError
 from compressflow.runtimes import onnx
 
@@ -15,7 +15,7 @@ from compressflow.runtimes import onnx
 def export_onnx(inputs, outputs, params, threads):
     """Export, check, simplify if that keeps outputs, prove parity; ``model.onnx`` is the file chosen."""
     torch.set_num_threads(threads)
-    model, recipe = io.load_model(inputs["model"])
+    model, recipe = artifacts.load_model(inputs["model"])
     x, _ = next(data.batches(data.load_split(inputs["val"]), params.get("parity_batch", 32)))
     tol = params["parity"]
     out = Path(outputs["onnx"])
@@ -52,9 +52,9 @@ def export_onnx(inputs, outputs, params, threads):
                 "try another deploy.opset or deploy.simplify: false; raise deploy.parity only if the drift is understood",
             )
         print(f"exported opset {params['opset']}: {report['nodes']} nodes, max |logit diff| {par['max_abs_diff']:.3g}", file=sys.stderr)
-        with io.atomic_path(out) as tmp:
+        with files.atomic_path(out) as tmp:
             tmp.write_bytes(chosen.read_bytes())
-        io.write_json(report, outputs["report"])
+        files.write_json(report, outputs["report"])
     finally:
         raw.unlink(missing_ok=True)
         sim.unlink(missing_ok=True)

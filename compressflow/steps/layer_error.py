@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from compressflow import data, io
+from compressflow import artifacts, data, files
 from compressflow.quantize import error
 from compressflow.quantize.graph import (
     prepare,
@@ -14,8 +14,8 @@ from compressflow.quantize.qconfig import set_backend
 
 def layer_error(inputs, outputs, params, threads):
     torch.set_num_threads(threads)
-    q, recipe = io.load_model(inputs["model"])
-    parent, _ = io.load_model(inputs["parent"])
+    q, recipe = artifacts.load_model(inputs["model"])
+    parent, _ = artifacts.load_model(inputs["parent"])
     calib = data.load_split(inputs["calib"])
     t = recipe["transforms"][-1]
     if t["mode"] == "dynamic":
@@ -26,4 +26,4 @@ def layer_error(inputs, outputs, params, threads):
         set_backend(t["backend"])
     x, _ = next(data.batches(calib, params["batch_size"]))
     rows = error.layer_error(reference, q, x)
-    io.write_csv(rows, outputs["csv"])
+    files.write_csv(rows, outputs["csv"])

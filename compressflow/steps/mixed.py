@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from compressflow import data, io, recipes
+from compressflow import artifacts, data, files, recipes
 from compressflow.quantize import mixed as qmixed
 from compressflow.quantize.graph import (
     check_calib_size,
@@ -16,7 +16,7 @@ from compressflow.quantize.rebuild import transform
 
 def mixed(inputs, outputs, params, threads):
     torch.set_num_threads(threads)
-    model, recipe = io.load_model(inputs["model"])
+    model, recipe = artifacts.load_model(inputs["model"])
     calib, val = data.load_split(inputs["calib"]), data.load_split(inputs["val"])
     spec = qconfig_spec(params["backend"], params["observer"], "affine", params["per_channel"])
     calib_size = check_calib_size(calib, params["calib_size"] if params.get("calib_size") else len(calib["y"]))
@@ -33,5 +33,5 @@ def mixed(inputs, outputs, params, threads):
     t = transform(
         "mixed", spec, input_size_of(calib), fp32_layers=info["fp32_layers"], budget_met=info["budget_met"], calib_size=calib_size
     )
-    io.save_model(q, recipes.with_transform(recipe, t), outputs["model"])
-    io.write_json(info, outputs["report"])
+    artifacts.save_model(q, recipes.with_transform(recipe, t), outputs["model"])
+    files.write_json(info, outputs["report"])

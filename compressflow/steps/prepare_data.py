@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compressflow import data, io
+from compressflow import data, files
 
 
 def prepare_data(inputs, outputs, params, threads):
@@ -17,4 +17,4 @@ def prepare_data(inputs, outputs, params, threads):
         manifest=params.get("manifest"),
     )
     for name, split in splits.items():
-        io.save_tensors(split, outputs[name])
+        files.save_tensors(split, outputs[name])

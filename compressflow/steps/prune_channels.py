@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from compressflow import data, io, prune, recipes, train
+from compressflow import artifacts, data, files, prune, recipes, train
 
 
 def prune_channels(inputs, outputs, params, threads):
@@ -12,7 +12,7 @@ def prune_channels(inputs, outputs, params, threads):
     k, t, seed = params["knobs"], params["train"], params["seed"]
     size, lat_size = params["input_size"], params["latency_input"]
     train.seed_everything(seed, threads)
-    model, recipe = io.load_model(inputs["model"])
+    model, recipe = artifacts.load_model(inputs["model"])
     trainset, val = data.load_split(inputs["train"]), data.load_split(inputs["val"])
     steps = int(k.get("iterative_steps", 1))
     epochs = prune.split_epochs(int(k.get("finetune_epochs", 0)), steps)
@@ -73,7 +73,7 @@ def prune_channels(inputs, outputs, params, threads):
         f"{top1_parent:.4f} -> {top1_pruned:.4f} (pruned) -> {stats['val_top1']['after_finetune']:.4f} (fine-tuned)",
         file=sys.stderr,
     )
-    io.save_model(
+    artifacts.save_model(
         model, recipes.with_transform(recipe, {"kind": "prune_channels", "ratio": k["ratio"], "shapes": shapes}), outputs["model"]
     )
-    io.write_json(stats, outputs["stats"])
+    files.write_json(stats, outputs["stats"])

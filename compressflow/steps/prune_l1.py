@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from compressflow import data, io, prune, train
+from compressflow import artifacts, data, files, prune, train
 
 
 def prune_l1(inputs, outputs, params, threads):
     """Global L1 sparsity, fine-tuned with masks on, then made permanent; shapes unchanged."""
     k, t, seed = params["knobs"], params["train"], params["seed"]
     train.seed_everything(seed, threads)
-    model, recipe = io.load_model(inputs["model"])
+    model, recipe = artifacts.load_model(inputs["model"])
     trainset, val = data.load_split(inputs["train"]), data.load_split(inputs["val"])
     dense_sizes = prune.storage_sizes(model)
     top1_parent = prune.top1_of(model, val)
@@ -39,5 +39,5 @@ def prune_l1(inputs, outputs, params, threads):
         "note": prune.L1_NOTE,
     }
     print(f"prune_l1: sparsity {stats['sparsity_prunable']:.4f} of conv/linear weights (asked {k['amount']})", file=sys.stderr)
-    io.save_model(model, recipe, outputs["model"])
-    io.write_json(stats, outputs["sparsity"])
+    artifacts.save_model(model, recipe, outputs["model"])
+    files.write_json(stats, outputs["sparsity"])

@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from compressflow import data, io, recipes
+from compressflow import artifacts, data, recipes
 from compressflow.quantize import static
 from compressflow.quantize.graph import convert
 from compressflow.quantize.qconfig import set_backend
@@ -14,7 +14,7 @@ from compressflow.quantize.qconfig import set_backend
 
 def ptq(inputs, outputs, params, threads):
     torch.set_num_threads(threads)
-    prepared, recipe = io.load_model(inputs["calibrated"])
+    prepared, recipe = artifacts.load_model(inputs["calibrated"])
     t = dict(recipe["transforms"][-1], stage="converted", bias_correction=bool(params["bias_correction"]))
     set_backend(t["backend"])
     q = convert(prepared)
@@ -23,4 +23,4 @@ def ptq(inputs, outputs, params, threads):
         corrections = static.bias_correct(q, prepared, calib, t["calib_size"])
         print(f"bias correction on {len(corrections)} layers", file=sys.stderr)
     base = dict(recipe, transforms=recipe["transforms"][:-1])
-    io.save_model(q, recipes.with_transform(base, t), outputs["model"])
+    artifacts.save_model(q, recipes.with_transform(base, t), outputs["model"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from compressflow import data, io, recipes
+from compressflow import artifacts, data, files, recipes
 from compressflow.quantize import static
 from compressflow.quantize.graph import calibrate, check_calib_size, input_size_of, prepare
 from compressflow.quantize.qconfig import qconfig_spec
@@ -13,7 +13,7 @@ from compressflow.quantize.rebuild import transform
 
 def ptq_calibrate(inputs, outputs, params, threads):
     torch.set_num_threads(threads)
-    model, recipe = io.load_model(inputs["model"])
+    model, recipe = artifacts.load_model(inputs["model"])
     calib = data.load_split(inputs["calib"])
     spec = qconfig_spec(params["backend"], params["observer"], params["activation"], params["per_channel"], params.get("percentile", 99.99))
     size = input_size_of(calib)
@@ -22,5 +22,5 @@ def ptq_calibrate(inputs, outputs, params, threads):
     n = calibrate(prepared, calib, params["calib_size"])
     table = static.observer_table(prepared)
     t = transform("ptq", spec, size, stage="prepared", calib_size=n)
-    io.save_model(prepared, recipes.with_transform(recipe, t), outputs["calibrated"])
-    io.write_json({"qconfig": spec, "calib_images": n, "input_size": size, "observers": table}, outputs["calibration"])
+    artifacts.save_model(prepared, recipes.with_transform(recipe, t), outputs["calibrated"])
+    files.write_json({"qconfig": spec, "calib_images": n, "input_size": size, "observers": table}, outputs["calibration"])

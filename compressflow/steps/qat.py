@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compressflow import data, io, recipes, train
+from compressflow import artifacts, data, files, recipes, train
 from compressflow.quantize import qat as qqat
 from compressflow.quantize.graph import convert, input_size_of, prepare
 from compressflow.quantize.qconfig import qconfig_spec
@@ -11,7 +11,7 @@ from compressflow.quantize.rebuild import transform
 
 def qat(inputs, outputs, params, threads):
     train.seed_everything(params["seed"], threads)
-    model, recipe = io.load_model(inputs["model"])
+    model, recipe = artifacts.load_model(inputs["model"])
     split = data.load_split(inputs["train"])
     spec = qconfig_spec(params["backend"], "moving_average", "affine", params["per_channel"])
     size = input_size_of(split)
@@ -29,5 +29,5 @@ def qat(inputs, outputs, params, threads):
     )
     q = convert(prepared.eval())
     t = transform("qat", spec, size, epochs=params["epochs"], freeze_observers_epoch=freeze_obs, freeze_bn_epoch=freeze_bn)
-    io.save_model(q, recipes.with_transform(recipe, t), outputs["model"])
-    io.write_json({"history": history}, outputs["history"])
+    artifacts.save_model(q, recipes.with_transform(recipe, t), outputs["model"])
+    files.write_json({"history": history}, outputs["history"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from compressflow import data, io
+from compressflow import data, files
 from compressflow.runtimes import onnxruntime
 
 
@@ -21,4 +21,4 @@ def quantize_onnxruntime(inputs, outputs, params, threads):
         nodes_to_exclude=q.get("nodes_to_exclude", []),
     )
     print(f"ORT static INT8 QDQ: {info}", file=sys.stderr)
-    io.write_json(info, outputs["report"])
+    files.write_json(info, outputs["report"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from compressflow import data, io
+from compressflow import data, files
 from compressflow.runtimes import openvino
 
 
@@ -21,4 +21,4 @@ def quantize_openvino(inputs, outputs, params, threads):
         max_drop=q["max_drop"],
     )
     print(f"NNCF INT8: {info}", file=sys.stderr)
-    io.write_json(info, outputs["report"])
+    files.write_json(info, outputs["report"])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from compressflow import data, io
+from compressflow import artifacts, data, files
 from compressflow.quantize import mixed
 from compressflow.quantize.qconfig import qconfig_spec
 
 
 def sensitivity(inputs, outputs, params, threads):
     torch.set_num_threads(threads)
-    model, _ = io.load_model(inputs["model"])
+    model, _ = artifacts.load_model(inputs["model"])
     calib, val = data.load_split(inputs["calib"]), data.load_split(inputs["val"])
     s = {
         "backend": "x86",
@@ -23,5 +23,5 @@ def sensitivity(inputs, outputs, params, threads):
     }
     spec = qconfig_spec(s["backend"], s["observer"], s["activation"], s["per_channel"])
     rows = mixed.sensitivity(model, spec, calib, val, min(int(s["calib_size"]), len(calib["y"])))
-    io.write_csv(rows, outputs["csv"])
+    files.write_csv(rows, outputs["csv"])
     mixed.plot_sensitivity(rows, outputs["plot"])

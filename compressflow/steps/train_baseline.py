@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compressflow import data, io, models, recipes, train
+from compressflow import artifacts, data, files, models, recipes, train
 
 
 def train_baseline(inputs, outputs, params, threads):
@@ -30,5 +30,5 @@ def train_baseline(inputs, outputs, params, threads):
             weight_decay=t["weight_decay"],
             desc=f"train {spec['arch']}",
         )
-    io.save_model(model.eval(), recipe, outputs["model"])
-    io.write_json({"history": history, "checkpoint": inputs.get("checkpoint")}, outputs["history"])
+    artifacts.save_model(model.eval(), recipe, outputs["model"])
+    files.write_json({"history": history, "checkpoint": inputs.get("checkpoint")}, outputs["history"])

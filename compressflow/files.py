@@ -1,9 +1,7 @@
-"""Files: atomic writes, and model files that reload with ``weights_only=True``.
+"""Files: atomic writes, JSON, CSV and tensor files loaded with ``weights_only=True``.
 
-A model file is a dict ``{"format", "recipe", "state_dict"}``. The recipe is plain
-data (str/int/float/list/dict) that says how to rebuild the module tree (architecture,
-then each structural transform such as BN folding or channel pruning) before the state
-dict is loaded, so no pickled code is ever needed to restore a model.
+A leaf: it imports nothing of compressflow but its errors. Model files (recipe + state dict) are
+:mod:`compressflow.artifacts`.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import torch
 
 from compressflow.errors import CompressflowError
 
-MODEL_FORMAT = "compressflow-model/1"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -105,28 +102,6 @@ def load_tensors(path, what: str = "file"):
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CompressflowError(f"{what} '{path}' is truncated or corrupt ({first[:160]})", "re-create or re-download the file") from exc
-
-
-def save_model(model: torch.nn.Module, recipe: dict, path) -> None:
-    """Save ``model`` as recipe + state dict (tensors only)."""
-    payload = {"format": MODEL_FORMAT, "recipe": recipe, "state_dict": model.state_dict()}
-    save_tensors(payload, path)
-
-
-def load_model(path) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the module tree from the recorded recipe, then load the weights."""
-    from compressflow import recipes
-
-    payload = load_tensors(path, "model file")
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise CompressflowError(
-            f"model file '{path}' is not a compressflow model", "produce it with the workflow, or pass it as models.<name>.checkpoint"
-        )
-    recipe = payload["recipe"]
-    model = recipes.rebuild(recipe)
-    recipes.load_state(model, payload["state_dict"], str(path))
-    model.eval()
-    return model, recipe
 
 
 def write_csv(rows: list[dict], path) -> None:

@@ -1,0 +1,38 @@
+"""Model files that reload with ``weights_only=True``: a recipe plus a state dict.
+
+A model file is a dict ``{"format", "recipe", "state_dict"}``. The recipe is plain
+data (str/int/float/list/dict) that says how to rebuild the module tree (architecture,
+then each structural transform such as BN folding or channel pruning) before the state
+dict is loaded, so no pickled code is ever needed to restore a model.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from compressflow import files, recipes
+from compressflow.errors import CompressflowError
+
+__all__ = ["MODEL_FORMAT", "save_model", "load_model"]
+
+MODEL_FORMAT = "compressflow-model/1"
+
+
+def save_model(model: torch.nn.Module, recipe: dict, path) -> None:
+    """Save ``model`` as recipe + state dict (tensors only)."""
+    payload = {"format": MODEL_FORMAT, "recipe": recipe, "state_dict": model.state_dict()}
+    files.save_tensors(payload, path)
+
+
+def load_model(path) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the module tree from the recorded recipe, then load the weights."""
+    payload = files.load_tensors(path, "model file")
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise CompressflowError(
+            f"model file '{path}' is not a compressflow model", "produce it with the workflow, or pass it as models.<name>.checkpoint"
+        )
+    recipe = payload["recipe"]
+    model = recipes.rebuild(recipe)
+    recipes.load_state(model, payload["state_dict"], str(path))
+    model.eval()
+    return model, recipe
