@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PYDIRS := compressflow scripts tests $(wildcard benchmarks)
 
-.PHONY: run test test-slow lint format rulegraph paper clean
+.PHONY: run test test-slow lint format rulegraph paper results-doc clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,6 +40,10 @@ paper: $(STAMP)
 	$(SNAKEMAKE) --profile profiles/default --cores all --forcerun make_report --allowed-rules make_report record_environment \
 		results/report/summary.csv results/provenance/environment.txt
 	$(SNAKEMAKE) --profile profiles/default --cores 1 --report results/report/report.html
+
+# docs/results.md's "Default config (latest run)" section again from results/report/*.csv (after `make run`).
+results-doc: $(STAMP)
+	$(PY) benchmarks/results_md.py --results results --doc docs/results.md
 
 rulegraph: $(STAMP)
 	$(SNAKEMAKE) --rulegraph --cores 1 | dot -Tsvg > docs/rulegraph.svg
