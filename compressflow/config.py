@@ -288,11 +288,3 @@ def check(config: dict, workdir=".") -> str | None:
     manifest = check_inputs(config)
     check_writable(workdir)
     return manifest
-
-
-def parent_chain(variants: dict, name: str) -> list[str]:
-    """[name, parent, ..., fp32]."""
-    chain = [name]
-    while chain[-1] != ROOT_VARIANT:
-        chain.append(variants[chain[-1]]["from"])
-    return chain

@@ -6,6 +6,7 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from compressflow import models
 from compressflow.errors import CompressflowError
 
 
@@ -23,11 +24,6 @@ def find_conv_bn_pairs(model: nn.Module) -> list[list[str]]:
     return pairs
 
 
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, leaf = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, leaf, module)
-
-
 def fold_bn(model: nn.Module) -> tuple[nn.Module, list[list[str]]]:
     """Fold every BN into the conv before it; BN modules become Identity. Keeps the class tree."""
     model = model.eval()
@@ -36,8 +32,8 @@ def fold_bn(model: nn.Module) -> tuple[nn.Module, list[list[str]]]:
         raise CompressflowError("the model has no Conv2d followed by BatchNorm2d to fuse", "drop the 'fuse' variant for this model")
     for conv_name, bn_name in pairs:
         fused = fuse_conv_bn_eval(model.get_submodule(conv_name), model.get_submodule(bn_name))
-        _set(model, conv_name, fused)
-        _set(model, bn_name, nn.Identity())
+        models.set_submodule(model, conv_name, fused)
+        models.set_submodule(model, bn_name, nn.Identity())
     return model, pairs
 
 
@@ -47,7 +43,7 @@ def rebuild(model: nn.Module, transform: dict) -> nn.Module:
         conv = model.get_submodule(conv_name)
         if conv.bias is None:
             conv.bias = nn.Parameter(torch.zeros(conv.out_channels))
-        _set(model, bn_name, nn.Identity())
+        models.set_submodule(model, bn_name, nn.Identity())
     return model
 
 

@@ -63,3 +63,9 @@ def count_params(model: nn.Module) -> int:
             b = bias() if callable(bias) else None
             total += b.numel() if isinstance(b, torch.Tensor) else 0
     return total
+
+
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    """Replace the submodule at dotted ``name`` (``layer1.0.bn1``) with ``module``."""
+    parent, _, leaf = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, leaf, module)

@@ -138,11 +138,6 @@ def record_shapes(model: nn.Module) -> dict:
     return shapes
 
 
-def _set(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, leaf = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, leaf, module)
-
-
 def rebuild(model: nn.Module, transform: dict) -> nn.Module:
     """Recreate each recorded module with its pruned shape (weights are loaded afterwards)."""
     mods = dict(model.named_modules())
@@ -171,7 +166,7 @@ def rebuild(model: nn.Module, transform: dict) -> nn.Module:
             )
         else:
             new = nn.Linear(s["in"], s["out"], bias=s["bias"])
-        _set(model, name, new)
+        models.set_submodule(model, name, new)
     return model.eval()
 
 

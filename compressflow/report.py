@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from compressflow import files, stats
+from compressflow import files, plotting, stats
 
 COLUMNS = [
     "model",
@@ -444,21 +444,6 @@ def _latex_cell(value, lo, hi, std, n_seeds, fmt: str, style: str) -> str:
     return latex_interval(value, lo, hi, fmt, style)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save_png(fig, png_path, dpi: int = 100) -> None:
-    """PNG bytes depend only on the data: no software tag, fixed dpi."""
-    with files.atomic_path(png_path) as tmp, open(tmp, "wb") as f:
-        fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None})
-
-
 def pareto_plot(df: pd.DataFrame, png_path, pdf_path) -> None:
     """Top-1 vs latency per model; marker area = size, error bars = the intervals, the front drawn, the recommended artifact starred.
 
@@ -466,7 +451,7 @@ def pareto_plot(df: pd.DataFrame, png_path, pdf_path) -> None:
     """
     import matplotlib.ticker
 
-    plt = _pyplot()
+    plt = plotting.pyplot()
     data = df[df.latency_ms_p50.notna() & df.top1.notna()]
     if "n_seeds" in data:
         data = data[data.n_seeds.isna()]
@@ -505,7 +490,7 @@ def pareto_plot(df: pd.DataFrame, png_path, pdf_path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    _save_png(fig, png_path, dpi=120)
+    plotting.save_png(fig, png_path, dpi=120)
     with files.atomic_path(pdf_path) as tmp, open(tmp, "wb") as f:
         fig.savefig(f, format="pdf", metadata={"CreationDate": None, "Producer": None, "Creator": None})
     plt.close(fig)
@@ -528,10 +513,10 @@ def _db(value) -> float:
 
 def placeholder_plot(png_path, message: str) -> None:
     """A small PNG that says why there is no figure: a report output must always exist."""
-    plt = _pyplot()
+    plt = plotting.pyplot()
     fig = plt.figure(figsize=(5, 1.2))
     fig.text(0.5, 0.5, message, ha="center", va="center", fontsize=10)
-    _save_png(fig, png_path)
+    plotting.save_png(fig, png_path)
     plt.close(fig)
 
 
@@ -543,7 +528,7 @@ def sensitivity_plot(tables: dict, png_path) -> None:
     if not tables:
         placeholder_plot(png_path, "no sensitivity tables in this configuration")
         return
-    plt = _pyplot()
+    plt = plotting.pyplot()
     data = {m: _read_table(p) for m, p in sorted(tables.items())}
     widest = max(len(rows) for rows in data.values())
     fig, axes = plt.subplots(len(data), 1, figsize=(max(8.0, 2 + 0.28 * widest), 3.8 * len(data)), squeeze=False)
@@ -561,7 +546,7 @@ def sensitivity_plot(tables: dict, png_path) -> None:
         base = float(rows[0]["fp32_top1"]) if rows else float("nan")
         ax.set_title(f"{model}: one unit INT8 at a time (FP32 val top-1 {base:.3f})")
     fig.tight_layout()
-    _save_png(fig, png_path)
+    plotting.save_png(fig, png_path)
     plt.close(fig)
 
 
@@ -574,7 +559,7 @@ def layer_error_plot(tables: dict, png_path) -> None:
     if not tables:
         placeholder_plot(png_path, "no per-layer error tables in this configuration")
         return
-    plt = _pyplot()
+    plt = plotting.pyplot()
     by_model: dict = {}
     for (model, variant), path in sorted(tables.items()):
         by_model.setdefault(model, {})[variant] = {r["layer"]: _db(r["sqnr_db"]) for r in _read_table(path)}
@@ -602,5 +587,5 @@ def layer_error_plot(tables: dict, png_path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.tight_layout()
-    _save_png(fig, png_path)
+    plotting.save_png(fig, png_path)
     plt.close(fig)

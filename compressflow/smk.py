@@ -57,8 +57,18 @@ def run(smk, step) -> None:
         if log is not console:
             print(line, file=console)
         sys.exit(1)
+    _name_rule(outputs.get("metrics"), smk.rule)
     if "provenance" in outputs:
         job = {k: v for k, v in outputs.items() if k != "provenance"}
         provenance.write(
             outputs["provenance"], rule=smk.rule, inputs=inputs, outputs=job, params=params, seed=params.get("seed"), repo_dir=REPO_DIR
         )
+
+
+def _name_rule(metrics_path, rule: str) -> None:
+    """A job's ``metrics.json`` names the rule that wrote it (first key), as its provenance does."""
+    if not metrics_path or not str(metrics_path).endswith(".json"):
+        return
+    record = files.read_json(metrics_path)
+    if isinstance(record, dict) and record.get("rule") != rule:
+        files.write_json({"rule": rule, **{k: v for k, v in record.items() if k != "rule"}}, metrics_path)

@@ -104,3 +104,14 @@ def export_onnx(d, out=None, **params):
 
 def git(*args):
     return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout
+
+
+def assert_picture(path, min_px=(300, 200), min_colours=8):
+    """``path`` decodes as a PNG of at least ``min_px`` with more than a few colours: a drawn figure, not an empty canvas."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        assert im.format == "PNG", f"{path} is {im.format}, not PNG"
+        assert im.width >= min_px[0] and im.height >= min_px[1], f"{path} is only {im.size}"
+        colours = im.convert("RGB").getcolors(maxcolors=1 << 16)
+        assert colours is None or len(colours) >= min_colours, f"{path} has {len(colours)} colours: nothing drawn"

@@ -1,7 +1,5 @@
 """Every rule runs in a conda env whose pins match the tested pip venv."""
 
-import re
-
 import yaml
 
 from tests.conftest import REPO
@@ -15,25 +13,6 @@ def _requirements():
             name, version = line.split("==")
             pins[name.lower()] = version
     return pins
-
-
-def test_every_rule_names_an_existing_env():
-    for smk in sorted((REPO / "rules").glob("*.smk")):
-        text = smk.read_text()
-        rules = re.findall(r"^rule (\w+):", text, flags=re.M)
-        blocks = re.split(r"^rule \w+:", text, flags=re.M)[1:]
-        for name, block in zip(rules, blocks, strict=True):
-            m = re.search(r'conda:\s*\n\s*(?:"\.\./(envs/[\w.-]+\.yaml)"|(\w+))', block)
-            assert m, f"rule {name} in {smk.name} has no conda: env"
-            if m.group(1):
-                envs = [m.group(1)]
-            else:  # a function in common.smk that picks the env per job
-                body = re.search(rf"^def {m.group(2)}\(.*?(?=^\S)", (REPO / "rules" / "common.smk").read_text(), flags=re.M | re.S)
-                assert body, f"rule {name}: conda function {m.group(2)} not in common.smk"
-                envs = re.findall(r'"\.\./(envs/[\w.-]+\.yaml)"', body.group(0))
-            assert envs, f"rule {name}: no env file named"
-            for env in envs:
-                assert (REPO / env).is_file(), f"rule {name}: {env} missing"
 
 
 def test_env_files_parse_and_pins_match_requirements():

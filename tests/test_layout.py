@@ -14,7 +14,7 @@ from tests.conftest import REPO
 
 
 def parsed_rules(workdir, snakefile=REPO / "Snakefile", config=REPO / "tests" / "tiny_config.yaml"):
-    """{rule name: (script path relative to the repo or None, params)} of the workflow as Snakemake parses it."""
+    """{rule name: (script, param names, conda env files, the .smk file defining it)} of the workflow as Snakemake parses it (paths relative to the repo)."""
     code = f"""
 import json
 from pathlib import Path
@@ -28,15 +28,22 @@ with SnakemakeApi(OutputSettings(quiet=True)) as api:
         snakefile=Path({str(snakefile)!r}),
         workdir=Path({str(workdir)!r}),
     )._workflow
+    from types import SimpleNamespace
+    from compressflow import layout
+    root = Path({str(snakefile.parent)!r}).resolve()
     out = {{}}
     for r in wf.rules:
-        script = str((Path(str(r.basedir)) / r.script).resolve().relative_to(Path({str(snakefile.parent)!r}).resolve())) if r.script else None
-        out[r.name] = [script, sorted(r.params.keys())]
+        script = str((Path(str(r.basedir)) / r.script).resolve().relative_to(root)) if r.script else None
+        envs = r.conda_env
+        if callable(envs):  # picked per job: evaluate it for every runtime a job can have
+            envs = sorted({{envs(SimpleNamespace(runtime=rt)) for rt in layout.RUNTIMES}})
+        envs = [str((Path(str(r.basedir)) / e).resolve().relative_to(root)) for e in ([envs] if isinstance(envs, str) else envs or [])]
+        out[r.name] = [script, sorted(r.params.keys()), envs, str(Path(str(r.snakefile)).resolve().relative_to(root))]
     print(json.dumps(out))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return {k: (v[0], v[1]) for k, v in __import__("json").loads(proc.stdout.strip().splitlines()[-1]).items()}
+    return {k: tuple(v) for k, v in __import__("json").loads(proc.stdout.strip().splitlines()[-1]).items()}
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +61,16 @@ def test_each_technique_is_one_name_from_rule_to_step(rules):
     for name, tech in layout.TECHNIQUES.items():
         for rule in (*tech.before, name):
             assert rule in rules, f"technique {name}: no rule {rule}"
-            script, params = rules[rule]
+            script, params, _, smk = rules[rule]
             assert script == f"scripts/{rule}.py", (rule, script)
             assert "code" in params, f"rule {rule} has no code digest param"
             step = importlib.import_module(f"compressflow.steps.{rule}")
             assert callable(getattr(step, rule)), f"compressflow/steps/{rule}.py has no function {rule}"
-        assert (REPO / "rules" / f"{tech.stage}.smk").read_text().count(f"rule {name}:") == 1
+            assert smk == f"rules/{tech.stage}.smk", (rule, smk)
 
 
 def test_every_script_is_a_shim_over_the_step_of_the_same_name(rules):
-    scripts = {s for s, _ in rules.values() if s}
+    scripts = {s for s, *_ in rules.values() if s}
     assert scripts == {f"scripts/{p.name}" for p in (REPO / "scripts").glob("*.py")}, "a script no rule uses, or a rule without one"
     for script in scripts:
         name = Path(script).stem
@@ -75,7 +82,7 @@ def test_every_script_is_a_shim_over_the_step_of_the_same_name(rules):
 
 
 def test_every_rule_with_a_script_carries_its_code_digest(rules):
-    missing = [name for name, (script, params) in rules.items() if script and "code" not in params]
+    missing = [name for name, (script, params, *_) in rules.items() if script and "code" not in params]
     assert missing == []
 
 
@@ -129,3 +136,12 @@ def test_runtime_artifacts_are_under_the_variant_folder():
     assert set(layout.ARTIFACTS) == set(layout.RUNTIMES)
     assert layout.artifact("m", "prune-ch50/ptq", "openvino-int8") == "results/m/prune-ch50/ptq/openvino-int8/model.xml"
     assert layout.weights_of(layout.artifact("m", "v", "openvino")) == "results/m/v/openvino/model.bin"
+
+
+def test_every_rule_with_a_script_names_existing_conda_envs(rules):
+    for name, (script, _, envs, _) in rules.items():
+        if not script:
+            continue
+        assert envs, f"rule {name} has no conda: env"
+        for env in envs:
+            assert env.startswith("envs/") and (REPO / env).is_file(), f"rule {name}: {env} missing"

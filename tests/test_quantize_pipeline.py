@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from compressflow import artifacts, files
-from tests.conftest import REPO, snakemake
+from tests.conftest import REPO, assert_picture, snakemake
 
 CONFIG = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
 VARIANTS = CONFIG["variants"] or {}
@@ -41,7 +41,8 @@ def test_quantized_artifacts_load_and_report(tiny_run):
             assert t["fp32_layers"] == info["fp32_layers"] and "budget_met" in info
     sens = rows(res / "sensitivity" / "sensitivity.csv")
     # one row per unit: conv1, the eight BasicBlocks, fc
-    assert len(sens) == 10 and (res / "sensitivity" / "sensitivity.png").stat().st_size > 0
+    assert len(sens) == 10
+    assert_picture(res / "sensitivity" / "sensitivity.png")
 
 
 def test_convert_knob_does_not_recalibrate(tiny_copy, tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from compressflow import files, report
 from compressflow.steps.make_report import make_report as make_report_step
+from tests.conftest import assert_picture
 
 CLASSES = [str(c) for c in range(10)]
 
@@ -144,7 +145,12 @@ def test_make_report_step_writes_every_output(tmp_path):
     }
     inputs = {"metrics": [str(e["metrics_path"]) for e in entries], "sensitivity": [], "layer_error": [str(p) for p in tables.values()]}
     make_report_step(inputs, outputs, params, threads=1)
-    assert all((tmp_path / "out" / f"{k}.out").stat().st_size > 0 for k in names)
+    out = tmp_path / "out"
+    assert (out / "csv.out").read_text().startswith("model,") and (out / "pareto_pdf.out").read_bytes().startswith(b"%PDF")
+    assert "ptq-x86" in (out / "md.out").read_text() and "\\begin{tabular}" in (out / "tex.out").read_text()
+    for k in ("pareto_png", "layer_error_png"):
+        assert_picture(out / f"{k}.out")
+    assert_picture(out / "sensitivity_png.out", min_px=(400, 100), min_colours=2)  # no sensitivity tables: a figure that says so
     assert _png(tmp_path / "out" / "layer_error_png.out") == _png(_plot(report.layer_error_plot, tables, tmp_path / "direct.png"))
     with pytest.raises(ValueError):  # a params/inputs length mismatch must not silently drop a table
         make_report_step(dict(inputs, layer_error=inputs["layer_error"][:-1]), outputs, params, threads=1)

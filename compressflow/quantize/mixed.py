@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from compressflow import evaluate as ev
-from compressflow import files
+from compressflow import plotting
 from compressflow.quantize.error import sqnr_db
 from compressflow.quantize.graph import (
     STATIC_LAYERS,
@@ -132,11 +132,7 @@ def read_sensitivity(path) -> list[dict]:
 
 
 def plot_sensitivity(rows: list[dict], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plotting.pyplot()
     names = [r["layer"] for r in rows]
     fig, ax1 = plt.subplots(figsize=(max(6, 0.35 * len(names)), 4))
     ax1.bar(range(len(names)), [100 * float(r["top1_delta"]) for r in rows], color="tab:red")
@@ -147,6 +143,5 @@ def plot_sensitivity(rows: list[dict], path) -> None:
     ax2.set_ylabel("logit SQNR (dB)")
     ax1.set_title("Per-layer INT8 sensitivity")
     fig.tight_layout()
-    with files.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    plotting.save_png(fig, path)
     plt.close(fig)
