@@ -47,6 +47,26 @@ include: "rules/provenance.smk"
 add_code_digests(workflow.rules)
 
 
+onstart:
+    # Before any job runs (and Snakemake deletes outputs it will rebuild): no artifact may have
+    # changed since its provenance was written, unless the user forces the rule that makes it.
+    if workflow.is_main_process:
+        _corrupt = verify.changed_artifacts(
+            "results",
+            forced={
+                *workflow.dag_settings.forcerun,
+                *(
+                    workflow.dag_settings.targets
+                    if workflow.dag_settings.forcetargets
+                    else ()
+                ),
+            },
+            forceall=workflow.dag_settings.forceall,
+        )
+        if _corrupt is not None:
+            sys.exit(f"compressflow error: {_corrupt}")
+
+
 rule all:
     default_target: True
     input:

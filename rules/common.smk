@@ -34,26 +34,6 @@ if workflow.is_main_process and workflow.resource_settings.cores == 0:
     )
 
 
-onstart:
-    # Before any job runs (and Snakemake deletes outputs it will rebuild): no artifact may have
-    # changed since its provenance was written, unless the user forces the rule that makes it.
-    if workflow.is_main_process:
-        _corrupt = verify.changed_artifacts(
-            "results",
-            forced={
-                *workflow.dag_settings.forcerun,
-                *(
-                    workflow.dag_settings.targets
-                    if workflow.dag_settings.forcetargets
-                    else ()
-                ),
-            },
-            forceall=workflow.dag_settings.forceall,
-        )
-        if _corrupt is not None:
-            sys.exit(f"compressflow error: {_corrupt}")
-
-
 MODELS = list(config["models"])
 # A variant with repeats: N adds N - 1 copies named <name>@seed<seed> (compressflow/repeats.py).
 VARIANTS, REPEATS = repeats.expand(config["variants"] or {}, config["seed"])
@@ -213,7 +193,7 @@ def _outputs(rule_names, **wildcards):
 
 
 def all_artifacts():
-    """Every file a job writes for this config (rule all): a deleted artifact is rebuilt, not just the reports."""
+    """Every file a job writes for this config, so that rule all rebuilds a deleted artifact, not only the reports."""
     out = _outputs(["prepare_data"])
     for m, v in built_variants():
         out += _outputs([*producers(technique_of(v)), "evaluate"], model=m, variant=v)
