@@ -115,3 +115,18 @@ def assert_picture(path, min_px=(300, 200), min_colours=8):
         assert im.width >= min_px[0] and im.height >= min_px[1], f"{path} is only {im.size}"
         colours = im.convert("RGB").getcolors(maxcolors=1 << 16)
         assert colours is None or len(colours) >= min_colours, f"{path} has {len(colours)} colours: nothing drawn"
+
+
+def write_config(path, sep=".", **changes):
+    """tests/tiny_config.yaml with ``changes`` applied (keys are paths joined by ``sep``), written to ``path``."""
+    import yaml
+
+    cfg = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
+    for dotted, value in changes.items():
+        node = cfg
+        *parents, leaf = dotted.split(sep)
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    Path(path).write_text(yaml.safe_dump(cfg))
+    return Path(path)

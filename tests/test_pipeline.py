@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from compressflow import artifacts, models, provenance
-from tests.conftest import REPO, assert_picture, snakemake
+from tests.conftest import REPO, assert_picture, snakemake, write_config
 
 REQUIRED = ["model", "variant", "runtime", "top1", "top5", "size_mb", "latency_ms_p50", "parent", "top1_agreement_vs_parent"]
 
@@ -71,7 +71,7 @@ def test_report_intervals_and_paired_verdicts(tiny_run):
 
 def test_repeats_add_seeded_artifacts_only(tiny_copy, tmp_path):
     """repeats: 3 on a finished run schedules exactly two new seeds' artifacts; repeat 0 is the existing one."""
-    cfg = _write_config(tmp_path / "rep.yaml", **{"variants.prune-l1-50.repeats": 3})
+    cfg = write_config(tmp_path / "rep.yaml", **{"variants.prune-l1-50.repeats": 3})
     jobs = snakemake(tiny_copy, "-n", "--cores", "1", config=cfg).stdout
     assert "results/resnet18/prune-l1-50@seed1/model.pt" in jobs
     # rule all lists every artifact, so look for it as a job's output, not anywhere in the text.
@@ -104,21 +104,9 @@ def test_lint_is_clean():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def _write_config(path, **changes):
-    cfg = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
-    for dotted, value in changes.items():
-        node = cfg
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
 def test_bad_config_stops_before_any_job_with_one_line(tiny_copy, tmp_path):
     before = {p: provenance.sha256(p) for p in (tiny_copy / "results").rglob("*") if p.is_file()}
-    bad = _write_config(tmp_path / "bad.yaml", **{"dataset.input_size": 2})
+    bad = write_config(tmp_path / "bad.yaml", **{"dataset.input_size": 2})
     out = snakemake(tiny_copy, "--cores", "1", config=bad, check=False)
     assert out.returncode != 0
     lines = [line for line in (out.stdout + out.stderr).splitlines() if "compressflow config error" in line]
@@ -133,7 +121,7 @@ def test_user_checkpoint_is_used_and_checked(tiny_copy, tmp_path):
     torch.save(model.state_dict(), good)
     # Only one child variant: the point is the checkpoint path, not rebuilding every variant.
     small = {"models.resnet18.checkpoint": str(good), "variants": {"fused": {"from": "fp32", "technique": "fuse"}}, "deploy": {}}
-    cfg = _write_config(tmp_path / "ckpt.yaml", **small)
+    cfg = write_config(tmp_path / "ckpt.yaml", **small)
     snakemake(tiny_copy, "--cores", "2", config=cfg)
     hist = json.loads((tiny_copy / "results/resnet18/fp32/history.json").read_text())
     assert hist["history"] == [] and hist["checkpoint"] == str(good)
@@ -143,7 +131,7 @@ def test_user_checkpoint_is_used_and_checked(tiny_copy, tmp_path):
     before = {p: provenance.sha256(p) for p in (tiny_copy / "results").rglob("*") if p.is_file()}
     wrong = tmp_path / "wrong.pt"
     torch.save(models.build("resnet18", 5).state_dict(), wrong)
-    cfg = _write_config(tmp_path / "wrong.yaml", **{"models.resnet18.checkpoint": str(wrong)})
+    cfg = write_config(tmp_path / "wrong.yaml", **{"models.resnet18.checkpoint": str(wrong)})
     out = snakemake(tiny_copy, "--cores", "1", config=cfg, check=False)
     assert out.returncode != 0
     lines = [line for line in (out.stdout + out.stderr).splitlines() if "compressflow config error" in line]
@@ -162,7 +150,7 @@ def test_imagefolder_dataset_runs_end_to_end(tmp_path):
         d = root / f"digit{int(y[i])}"
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(x[i].permute(1, 2, 0).numpy()).save(d / f"{i}.png")
-    cfg = _write_config(
+    cfg = write_config(
         tmp_path / "if.yaml",
         **{
             "dataset.kind": "imagefolder",

@@ -6,22 +6,13 @@ import shutil
 
 import yaml
 
-from tests.conftest import REPO, snakemake
+from tests.conftest import REPO, snakemake, write_config
 from tests.test_bad_inputs import _state
 from tests.test_reproducibility import _planned_jobs
 
 
 def _tiny(tmp_path, name="cfg.yaml", **changes):
-    cfg = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
-    for dotted, value in changes.items():
-        node = cfg
-        *parents, leaf = dotted.split("__")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return write_config(tmp_path / name, sep="__", **changes)
 
 
 def _fails_with_one_line(workdir, *args, config=None, marker="compressflow", needles=()):
