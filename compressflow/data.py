@@ -82,10 +82,10 @@ def scan_imagefolder(root, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[list[tup
         )
     items, manifest = [], []
     for label, name in enumerate(classes):
-        files = sorted(p for p in (root / name).rglob("*") if p.is_file() and not p.name.startswith("."))
-        if not files:
+        images = sorted(p for p in (root / name).rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not images:
             raise CompressflowError(f"class folder '{root / name}' has no images", "add images to it or remove the folder")
-        for path in files:
+        for path in images:
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 raise CompressflowError(
                     f"'{path}' is not an image file (suffix '{path.suffix}')",

@@ -8,9 +8,9 @@ from compressflow import files, sysinfo
 from compressflow.verify import sha256
 
 
-def _hashes(files: dict) -> dict:
+def _hashes(named: dict) -> dict:
     out = {}
-    for name, value in files.items():
+    for name, value in named.items():
         paths = value if isinstance(value, (list, tuple)) else [value]
         for i, p in enumerate(paths):
             key = name if len(paths) == 1 else f"{name}[{i}]"

@@ -25,14 +25,14 @@ def evaluate_openvino(inputs, outputs, params, threads):
         parent_fn, parent_runtime = openvino.runner(openvino.compile_model(inputs["parent_ir"], th, chosen)), "openvino"
     else:
         parent_fn, parent_runtime = pytorch.runner(torch_model, th), layout.PYTORCH
-    files = [path] + ([layout.weights_of(path)] if str(path).endswith(".xml") else [])
+    on_disk = [path] + ([layout.weights_of(path)] if str(path).endswith(".xml") else [])
     metrics = ev.metrics(
         params["runtime"],
         logits,
         test,
         own_fn=openvino.runner(compiled[chosen]),
         parent_fn=parent_fn,
-        size_mb=measure.size_mb(*files),
+        size_mb=measure.size_mb(*on_disk),
         params=models.count_params(torch_model),
         threads=th,
         latency=params["latency"],
