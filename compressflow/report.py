@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from compressflow import files, plotting, stats
+from compressflow import files, layout, plotting, stats
 
 COLUMNS = [
     "model",
@@ -81,7 +81,7 @@ def summarize(
     df = pd.DataFrame(rows).reindex(columns=[*COLUMNS, "repeat_of"])
     add_intervals(df, calls, opts["confidence"], opts["bootstrap_samples"], seed)
     add_paired_tests(df, correct, opts["confidence"], opts["alpha"])
-    ref = df[(df.variant == "fp32") & (df.runtime == "pytorch")].set_index("model").top1
+    ref = df[(df.variant == layout.ROOT_VARIANT) & (df.runtime == layout.PYTORCH)].set_index("model").top1
     df["top1_drop_vs_fp32"] = df.model.map(ref) - df.top1
     df["collapsed_classes"] = collapsed_classes(df, per_class, max_accuracy_drop)
     has_parent = df.speedup_vs_parent.notna()
@@ -91,11 +91,11 @@ def summarize(
     slow = has_parent & compressed & (df.faster_than_parent == False)  # noqa: E712 (object column)
     df["note"] = df.note.astype("object")
     df.loc[slow, "note"] = f"compressed but not faster (speedup < {min_speedup:g}x)"
-    eager = df[(df.variant == "fp32") & (df.runtime == "pytorch")].set_index("model").latency_ms_p50
+    eager = df[(df.variant == layout.ROOT_VARIANT) & (df.runtime == layout.PYTORCH)].set_index("model").latency_ms_p50
     df["speedup_vs_fp32"] = df.model.map(eager) / df.latency_ms_p50
     df["recommended"] = recommend(df, max_accuracy_drop, opts["recommend"])
     df = add_seed_aggregates(df)
-    order = df.assign(_not_eager=df.runtime != "pytorch", _not_root=df.variant != "fp32")
+    order = df.assign(_not_eager=df.runtime != layout.PYTORCH, _not_root=df.variant != layout.ROOT_VARIANT)
     order = order.sort_values(["model", "_not_eager", "runtime", "_not_root", "variant"])
     out = order.drop(columns=["_not_eager", "_not_root", "repeat_of"]).reset_index(drop=True)
     out.attrs.update(max_accuracy_drop=max_accuracy_drop, n_classes=max((len(p) for p in per_class if p), default=0), **opts)
@@ -132,7 +132,7 @@ def parent_key(model: str, parent: str) -> tuple[str, str, str] | None:
     if parent.endswith("]") and " [" in parent:
         variant, runtime = parent[:-1].split(" [", 1)
         return (model, variant, runtime)
-    return (model, parent, "pytorch")
+    return (model, parent, layout.PYTORCH)
 
 
 def add_paired_tests(df: pd.DataFrame, correct: list, confidence: float, alpha: float) -> None:
@@ -160,8 +160,8 @@ def add_paired_tests(df: pd.DataFrame, correct: list, confidence: float, alpha: 
             p_col.append(math.nan)
             no_record = key is not None and pd.notna(top1)
             verdicts.append("n/a: no per-image record" if no_record else "")
-        base = records.get((model, "fp32", "pytorch"))
-        if (variant, runtime) == ("fp32", "pytorch") and pd.notna(top1):
+        base = records.get((model, layout.ROOT_VARIANT, layout.PYTORCH))
+        if (variant, runtime) == (layout.ROOT_VARIANT, layout.PYTORCH) and pd.notna(top1):
             ub.append(0.0)
         elif has_own and base is not None:
             ub.append(stats.paired_difference_interval(*stats.discordant(base, own), confidence, sided=1)[1])
@@ -210,7 +210,7 @@ def collapsed_classes(df: pd.DataFrame, per_class: list, max_accuracy_drop: floa
     """
     base = {}
     for model, variant, runtime, pc in zip(df.model, df.variant, df.runtime, per_class, strict=True):
-        if variant == "fp32" and runtime == "pytorch" and pc:
+        if variant == layout.ROOT_VARIANT and runtime == layout.PYTORCH and pc:
             base[model] = pc
     out = []
     for model, pc in zip(df.model, per_class, strict=True):

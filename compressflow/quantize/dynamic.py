@@ -9,6 +9,8 @@ from torch.ao.nn.quantized import dynamic as nnqd
 
 from compressflow.errors import CompressflowError
 
+__all__ = ["PortableDynamicLSTM", "quantize_dynamic", "DYNAMIC_LAYERS"]
+
 DYNAMIC_LAYERS = {"Linear": nn.Linear, "LSTM": nn.LSTM}
 
 

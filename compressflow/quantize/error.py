@@ -11,6 +11,8 @@ from compressflow.quantize.graph import (
     quantized_layers,
 )
 
+__all__ = ["float_outputs", "sqnr_db", "layer_error"]
+
 
 def float_outputs(model: nn.Module, names, x) -> dict:
     """Float outputs of the named submodules on ``x``."""

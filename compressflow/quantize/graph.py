@@ -17,6 +17,20 @@ from compressflow.quantize.qconfig import (
     set_backend,
 )
 
+__all__ = [
+    "example_input",
+    "quantizable_layers",
+    "quantizable_units",
+    "prepare",
+    "check_calib_size",
+    "calibrate",
+    "convert",
+    "quantized_layers",
+    "input_size_of",
+    "STATIC_LAYERS",
+    "QUANT_MODULES",
+]
+
 STATIC_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
 QUANT_MODULES = (nnq.Conv1d, nnq.Conv2d, nnq.Linear, nnqd.Linear, nnqd.LSTM)
 

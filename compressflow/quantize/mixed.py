@@ -21,6 +21,8 @@ from compressflow.quantize.graph import (
     quantizable_units,
 )
 
+__all__ = ["build_static", "sensitivity", "rank_layers", "mixed_precision", "read_sensitivity", "plot_sensitivity"]
+
 
 @torch.no_grad()
 def build_static(parent: nn.Module, spec: dict, calib: dict, calib_size: int, fp32_layers=(), only_layers=None) -> nn.Module:

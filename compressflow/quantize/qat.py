@@ -11,6 +11,8 @@ from compressflow.quantize.graph import (
     calibrate,
 )
 
+__all__ = ["fine_tune_qat"]
+
 
 def fine_tune_qat(
     prepared: nn.Module,

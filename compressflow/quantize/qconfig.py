@@ -7,6 +7,8 @@ from torch.ao import quantization as tq
 
 from compressflow.errors import CompressflowError
 
+__all__ = ["PercentileObserver", "qconfig_spec", "set_backend", "make_qconfig", "qconfig_mapping", "BACKENDS", "OBSERVERS", "ACTIVATIONS"]
+
 BACKENDS = ("x86", "fbgemm", "qnnpack")
 OBSERVERS = ("minmax", "moving_average", "histogram", "percentile")
 ACTIVATIONS = ("affine", "symmetric")

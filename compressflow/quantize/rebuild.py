@@ -15,6 +15,8 @@ from compressflow.quantize.qconfig import (
     set_backend,
 )
 
+__all__ = ["transform", "rebuild"]
+
 
 def transform(mode: str, spec: dict, input_size: int, stage: str = "converted", fp32_layers=(), **extra) -> dict:
     return {

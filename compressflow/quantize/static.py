@@ -13,6 +13,8 @@ from compressflow.quantize.graph import (
     check_calib_size,
 )
 
+__all__ = ["observer_table", "bias_correct"]
+
 
 def observer_table(prepared: fx.GraphModule) -> list[dict]:
     """Per observed tensor: which op it follows, observed min/max and the resulting scale/zero point."""
