@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from compressflow import data, layout, measure, models
+from compressflow import data, files, layout, measure, models
 from compressflow import evaluate as ev
 from compressflow.runtimes import openvino, pytorch
 
