@@ -170,7 +170,7 @@ def test_kill_mid_write_keeps_the_old_file_and_only_strands_a_temporary(tmp_path
     target = tmp_path / "metrics.json"
     files.write_json({"run": "old"}, target)
     code = (
-        "import sys, time\nfrom compressflow import io\n"
+        "import sys, time\nfrom compressflow import files\n"
         "with files.atomic_path(sys.argv[1]) as tmp:\n"
         "    tmp.write_text('{\"run\": \"new\", ')\n    print('writing', flush=True)\n    time.sleep(300)\n"
     )
