@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -108,6 +110,49 @@ def _parse(path: Path) -> tuple[ast.AST, str]:
     return _parsed(path, path.stat().st_mtime_ns)
 
 
+_CACHE_FORMAT = 1
+
+
+def load_cache(path) -> None:
+    """Reuse digests and imports computed by an earlier parse (keyed by file, mtime and size), so a no-op
+    ``snakemake -n`` parses no library source. A missing or unreadable cache only costs the parse."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(data, dict) or data.get("format") != _CACHE_FORMAT:
+        return
+    for row in data.get("modules", []):
+        root, module, mtime, size, digest, deps = row
+        _DISK[(root, module, mtime, size)] = (digest, frozenset(deps))
+
+
+def save_cache(path) -> None:
+    rows = [[*key, digest, sorted(deps)] for key, (digest, deps) in sorted(_DISK.items())]
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"format": _CACHE_FORMAT, "modules": rows}))
+        os.replace(tmp, target)
+    except OSError:
+        pass  # a read-only working directory: the next parse recomputes
+
+
+_DISK: dict = {}
+
+
+def _module_imports(module: str, lib: Library) -> tuple[str, frozenset]:
+    """(digest, imported library modules) of one module, computed once per file version: every rule's closure shares them."""
+    path = lib.path(module)
+    st = path.stat()
+    key = (str(lib.root), module, st.st_mtime_ns, st.st_size)
+    if key not in _DISK:
+        tree, digest = _parse(path)
+        _DISK[key] = (digest, frozenset(imports(tree, module, lib)))
+    return _DISK[key]
+
+
 def closure(script: Path, lib: Library) -> dict[str, str]:
     """Every library module ``script`` can reach, with the digest of its normalised source."""
     tree, _ = _parse(Path(script))
@@ -117,9 +162,9 @@ def closure(script: Path, lib: Library) -> dict[str, str]:
         module = todo.pop()
         if module in seen:
             continue
-        tree, digest = _parse(lib.path(module))
+        digest, deps = _module_imports(module, lib)
         seen[module] = digest
-        todo.extend(m for m in imports(tree, module, lib) if m not in seen)
+        todo.extend(m for m in deps if m not in seen)
     return dict(sorted(seen.items()))
 
 

@@ -21,7 +21,7 @@ RESERVED_NAMES = tuple(
 )
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when present: parsing stays fast
     """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
 
 
@@ -160,7 +160,7 @@ def _describe(error) -> str:
 
 
 def check_schema(config: dict, schema_path) -> None:
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = yaml.load(Path(schema_path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     normalise_integers(config, schema)
     errors = sorted(
         Draft202012Validator(schema).iter_errors(config),

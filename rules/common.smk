@@ -471,9 +471,12 @@ wildcard_constraints:
 # A rule's script is a shim over compressflow/, so each rule gets the digest of the library code its
 # script can reach as param `code`; Snakemake's params trigger reruns a job when that code changes.
 def add_code_digests(rules):
-    from compressflow.codedigest import script_digest
+    from compressflow import codedigest
 
+    cache = os.path.join(".snakemake", "compressflow-codedigest.json")
+    codedigest.load_cache(cache)
     for r in rules:
         if r.script:
             script = os.path.join(str(r.basedir), r.script)
-            r.set_params(code=script_digest(script, workflow.basedir))
+            r.set_params(code=codedigest.script_digest(script, workflow.basedir))
+    codedigest.save_cache(cache)
