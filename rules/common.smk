@@ -146,12 +146,10 @@ def split(name):
 
 
 def package_digest():
-    import hashlib
-    from compressflow.sysinfo import (
-        installed_packages,
-    )  # standard library only: no torch at parse time
+    # standard library only: no torch at parse time; cached while no site-packages folder changes
+    from compressflow.codedigest import packages_digest
 
-    return hashlib.sha256(repr(installed_packages()).encode()).hexdigest()[:16]
+    return packages_digest(os.path.join(".snakemake", "compressflow-packages.json"))
 
 
 def technique_of(variant):
