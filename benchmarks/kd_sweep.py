@@ -104,7 +104,14 @@ def pruned_student(results: Path, train_cfg: dict, size: int, work: Path) -> Pat
             },
             {"model": str(out), "stats": str(out.parent / "prune_stats.json")},
             {
-                "knobs": {"ratio": PRUNE_RATIO, "finetune_epochs": 0, "lr": 0.01},  # lr: schema default, unused
+                "knobs": {
+                    "ratio": PRUNE_RATIO,
+                    "finetune_epochs": 0,
+                    "lr": 0.01,
+                    "iterative_steps": 1,
+                    "ignored_layers": [],
+                    "importance": "l2",
+                },
                 "train": train_cfg,
                 "seed": 0,
                 "input_size": size,

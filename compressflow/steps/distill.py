@@ -14,7 +14,7 @@ from compressflow.errors import CompressflowError
 
 def distill(inputs, outputs, params, threads):
     k, t, seed = params["knobs"], params["train"], params["seed"]
-    temperature, alpha = float(k.get("temperature", 4.0)), float(k.get("alpha", 0.7))
+    temperature, alpha = float(k["temperature"]), float(k["alpha"])
     kd.check_knobs(temperature, alpha)
     train.seed_everything(seed, threads)
     teacher, teacher_recipe = artifacts.load_model(inputs["model"])
@@ -36,7 +36,7 @@ def distill(inputs, outputs, params, threads):
         lr=k["lr"],
         batch_size=t["batch_size"],
         seed=seed,
-        weight_decay=t.get("weight_decay", 5e-4),
+        weight_decay=t["weight_decay"],
         loss=kd.make_loss(teacher if alpha > 0 else None, temperature=temperature, alpha=alpha),
         desc=f"distill T={temperature:g} alpha={alpha:g}",
     )

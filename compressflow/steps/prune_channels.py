@@ -14,8 +14,8 @@ def prune_channels(inputs, outputs, params, threads):
     train.seed_everything(seed, threads)
     model, recipe = artifacts.load_model(inputs["model"])
     trainset, val = data.load_split(inputs["train"]), data.load_split(inputs["val"])
-    steps = int(k.get("iterative_steps", 1))
-    epochs = prune.split_epochs(int(k.get("finetune_epochs", 0)), steps)
+    steps = int(k["iterative_steps"])
+    epochs = prune.split_epochs(int(k["finetune_epochs"]), steps)
     before = {"data": prune.count_macs_params(model, size), "latency": prune.count_macs_params(model, lat_size)}
     top1_parent = prune.top1_of(model, val)
     history = []
@@ -30,7 +30,7 @@ def prune_channels(inputs, outputs, params, threads):
                 lr=k["lr"],
                 batch_size=t["batch_size"],
                 seed=seed + step,
-                weight_decay=t.get("weight_decay", 5e-4),
+                weight_decay=t["weight_decay"],
                 desc=f"finetune prune_channels step {step + 1}/{steps}",
             )
         )
@@ -39,9 +39,9 @@ def prune_channels(inputs, outputs, params, threads):
         model,
         ratio=k["ratio"],
         input_size=size,
-        ignored_layers=k.get("ignored_layers", []),
+        ignored_layers=k["ignored_layers"],
         iterative_steps=steps,
-        importance=k.get("importance", "l2"),
+        importance=k["importance"],
         between_steps=lambda s, m: finetune(s, m, epochs[s]),
     )
     top1_pruned = prune.top1_of(model, val)
@@ -51,9 +51,9 @@ def prune_channels(inputs, outputs, params, threads):
     shapes = prune.record_shapes(model)
     stats = {
         "ratio": k["ratio"],
-        "importance": k.get("importance", "l2"),
+        "importance": k["importance"],
         "iterative_steps": steps,
-        "ignored_layers": prune.resolve_ignored(model, k.get("ignored_layers", [])),
+        "ignored_layers": prune.resolve_ignored(model, k["ignored_layers"]),
         "input_size": size,
         "latency_input": lat_size,
         "params_before": before["data"]["params"],

@@ -24,7 +24,7 @@ def prune_l1(inputs, outputs, params, threads):
         lr=k["lr"],
         batch_size=t["batch_size"],
         seed=seed,
-        weight_decay=t.get("weight_decay", 5e-4),
+        weight_decay=t["weight_decay"],
         desc="finetune prune_l1",
     )
     prune.make_permanent(layers)

@@ -15,7 +15,7 @@ def ptq_calibrate(inputs, outputs, params, threads):
     torch.set_num_threads(threads)
     model, recipe = artifacts.load_model(inputs["model"])
     calib = data.load_split(inputs["calib"])
-    spec = qconfig_spec(params["backend"], params["observer"], params["activation"], params["per_channel"], params.get("percentile", 99.99))
+    spec = qconfig_spec(params["backend"], params["observer"], params["activation"], params["per_channel"], params["percentile"])
     size = input_size_of(calib)
     check_calib_size(calib, params["calib_size"])
     prepared = prepare(model, spec, size)
