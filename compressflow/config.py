@@ -282,7 +282,11 @@ def check_all(config: dict, schema_path, workdir=".") -> None:
 
 def check(config: dict, workdir=".") -> str | None:
     """Checks beyond the schema; run after the schema check filled in defaults. Returns the dataset manifest digest."""
+    from compressflow import preprocess
+
     check_names(config)
+    config["dataset"]["preprocess"] = preprocess.resolve(config["dataset"])
+    preprocess.model_size(config["dataset"]["preprocess"])
     check_variants(config)
     check_distill(config.get("variants") or {}, config["models"], ROOT_VARIANT)
     manifest = check_inputs(config)

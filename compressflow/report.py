@@ -270,9 +270,28 @@ def write(df: pd.DataFrame, csv_path, md_path) -> None:
     ]
     head = f"# compressflow summary\n\nLatency: batch 1, {df.threads.dropna().unique().tolist()} thread(s), input {df.latency_input.dropna().unique().tolist()} px, on {', '.join(df.cpu_model.dropna().unique())} (ISA: {', '.join(df.isa.dropna().unique())}).\nSize in MiB of the saved file. Speed-ups compare each artifact with its parent timed in the same job.\n\n"
     table = shown[show].astype("object").where(shown[show].notna(), "")
-    text = head + table.to_markdown(index=False, floatfmt=".4g") + "\n\n" + statistics_section(df) + "\n" + collapsed_section(df)
+    text = (
+        head
+        + near_chance_lines(df)
+        + table.to_markdown(index=False, floatfmt=".4g")
+        + "\n\n"
+        + statistics_section(df)
+        + "\n"
+        + collapsed_section(df)
+    )
     with files.atomic_path(md_path) as tmp:
         tmp.write_text(text + seeds_section(df))
+
+
+def near_chance_lines(df: pd.DataFrame) -> str:
+    """A warning line per model whose FP32 PyTorch top-1 is near chance (:func:`stats.near_chance`)."""
+    n_classes = df.attrs.get("n_classes", 0)
+    root = df[(df.variant == layout.ROOT_VARIANT) & (df.runtime == layout.PYTORCH)]
+    lines = []
+    for r in root.itertuples():
+        if pd.notna(r.top1) and pd.notna(r.n_test) and stats.near_chance(round(r.top1 * r.n_test), int(r.n_test), n_classes):
+            lines.append(f"**WARNING: {stats.near_chance_message(r.model, r.top1, int(r.n_test), n_classes)}.**\n\n")
+    return "".join(lines)
 
 
 def _with_interval(value, lo, hi, std, n_seeds, fmt: str) -> str:

@@ -33,6 +33,15 @@ def _disk_error(exc: BaseException) -> OSError | None:
     return None
 
 
+def _data_workers(smk) -> None:
+    """dataset.workers: DataLoader processes; not a param (no byte depends on it), so changing it reruns nothing."""
+    workers = (getattr(smk, "config", None) or {}).get("dataset", {}).get("workers")
+    if workers:
+        from compressflow import data
+
+        data.WORKERS = int(workers)
+
+
 def run(smk, step) -> None:
     console = sys.stderr
     log = open(smk.log[0], "w", buffering=1) if smk.log else console
@@ -44,6 +53,7 @@ def run(smk, step) -> None:
     try:
         try:
             verify.inputs(inputs)  # nothing is built from an artifact whose bytes changed since it was made
+            _data_workers(smk)
             step(inputs, outputs, params, smk.threads)
         except (OSError, RuntimeError) as exc:
             disk = _disk_error(exc)

@@ -122,3 +122,21 @@ def verdict(p_value: float, b: int, c: int, alpha: float) -> str:
     if p_value >= alpha:
         return "no significant change"
     return "significant drop" if b > c else "significant gain"
+
+
+def near_chance(k: int, n: int, n_classes: int, confidence: float = 0.95) -> bool:
+    """Top-1 ``k``/``n`` is near chance (1/``n_classes``): not significantly above it (Wilson lower bound
+    at or below chance) or less than a tenth of the way from chance to perfect. A trained FP32 model
+    there is a preprocessing or class-order bug, not a result.
+    """
+    if n <= 0 or n_classes < 2:
+        return False
+    chance = 1.0 / n_classes
+    return k / n < chance + 0.1 * (1.0 - chance) or wilson(k, n, confidence)[0] <= chance
+
+
+def near_chance_message(model: str, top1: float, n: int, n_classes: int) -> str:
+    return (
+        f"FP32 accuracy of {model} is near chance (top-1 {top1:.4f} on {n} test images, chance {1 / n_classes:.4f} with {n_classes} classes):"
+        " check dataset.preprocess and class order"
+    )

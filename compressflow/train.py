@@ -40,11 +40,15 @@ def fit(
     loss=cross_entropy,
     desc: str = "train",
     on_epoch_start=None,
+    augment: dict | None = None,
+    workers: int | None = None,
 ) -> list[dict]:
     """SGD + Nesterov momentum with a cosine schedule; returns per-epoch mean loss.
 
     ``loss(model, x, y)`` lets distillation and QAT reuse the loop; ``on_epoch_start(epoch, model)``
-    lets QAT freeze observers or BN statistics at a chosen epoch.
+    lets QAT freeze observers or BN statistics at a chosen epoch. Batches stream from the split
+    (``data.loader``, ``workers`` processes) in a seeded order; ``augment`` (``train.augment``) is
+    seeded per batch, so the same seed gives the same bytes with any number of workers.
     """
     if epochs < 0:
         raise CompressflowError(f"epochs={epochs}", "use 0 or more epochs")
@@ -64,10 +68,11 @@ def fit(
             on_epoch_start(epoch, model)
         model.train()
         order = torch.randperm(n, generator=gen)
-        total, bar = 0.0, tqdm(range(steps_per_epoch), desc=f"{desc} {epoch + 1}/{epochs}", file=sys.stderr, mininterval=5)
-        for step in bar:
-            idx = order[step * batch_size : (step + 1) * batch_size]
-            x, y = data.to_input(train["x"][idx]), train["y"][idx]
+        keys = [order[step * batch_size : (step + 1) * batch_size] for step in range(steps_per_epoch)]
+        stream = data.loader(train, keys, workers=workers, augment_spec=augment, seed=seed * 1000 + epoch)
+        total = 0.0
+        bar = tqdm(stream, total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{epochs}", file=sys.stderr, mininterval=5)
+        for x, y in bar:
             opt.zero_grad(set_to_none=True)
             value = loss(model, x, y)
             if not torch.isfinite(value):
@@ -75,7 +80,7 @@ def fit(
             value.backward()
             opt.step()
             sched.step()
-            total += value.item() * len(idx)
+            total += value.item() * len(y)
         history.append({"epoch": epoch + 1, "loss": total / n})
         print(f"{desc}: epoch {epoch + 1}/{epochs} loss {total / n:.4f}", file=sys.stderr)
     model.eval()

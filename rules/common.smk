@@ -14,7 +14,7 @@ os.environ.update(
 sys.path.insert(0, workflow.basedir)
 
 from compressflow import config as cfcheck
-from compressflow import layout, repeats, verify
+from compressflow import layout, preprocess, repeats, verify
 from compressflow.errors import CompressflowError
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
@@ -102,9 +102,17 @@ def built_variants():
     return [(m, v) for v in [ROOT, *sorted(VARIANTS)] for m in models_of(v)]
 
 
+# The square side of the images the models see (dataset.preprocess crop, or its square resize).
+DATA_SIZE = preprocess.model_size(config["dataset"]["preprocess"])
+
+
 def data_params():
     """prepare_data's params: what the split bytes depend on, the image tree's manifest digest included."""
-    ds = {k: v for k, v in config["dataset"].items() if k != "max_image_pixels"}
+    ds = {
+        k: v
+        for k, v in config["dataset"].items()
+        if k not in ("max_image_pixels", "workers")  # workers change no byte
+    }
     params = {"dataset": canonical(ds), "seed": config["seed"]}
     if DATASET_MANIFEST is not None:
         params["manifest"] = DATASET_MANIFEST
@@ -398,7 +406,7 @@ def trt_build_params(precision):
         "precision": precision,
         "mode": TRT["mode"],
         "tensorrt": canonical(TRT),
-        "data_size": config["dataset"]["input_size"],
+        "data_size": DATA_SIZE,
         "latency": canonical(config["evaluate"]["latency"]),
         "seed": config["seed"],
     }

@@ -4,6 +4,10 @@ rule prepare_data:
         calib="results/data/calib.pt",
         val="results/data/val.pt",
         test="results/data/test.pt",
+        train_cache="results/data/train.npy",
+        calib_cache="results/data/calib.npy",
+        val_cache="results/data/val.npy",
+        test_cache="results/data/test.npy",
         provenance="results/data/provenance.json",
     log:
         "logs/data/prepare_data.log",

@@ -43,7 +43,7 @@ rule prune_channels:
     params:
         knobs=knobs,
         train=lambda w: canonical(config["models"][w.model]["train"]),
-        input_size=config["dataset"]["input_size"],
+        input_size=DATA_SIZE,
         latency_input=config["evaluate"]["latency"]["input_size"],
         seed=seed_of,
     script:

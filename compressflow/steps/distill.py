@@ -39,6 +39,7 @@ def distill(inputs, outputs, params, threads):
         weight_decay=t["weight_decay"],
         loss=kd.make_loss(teacher if alpha > 0 else None, temperature=temperature, alpha=alpha),
         desc=f"distill T={temperature:g} alpha={alpha:g}",
+        augment=t.get("augment"),
     )
     top1 = ev.topk(ev.predict(model, val), val["y"], 1)
     top1_teacher = ev.topk(ev.predict(teacher, val), val["y"], 1)

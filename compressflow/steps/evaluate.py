@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from compressflow import artifacts, data, files
+import sys
+from pathlib import Path
+
+from compressflow import artifacts, data, files, stats
 from compressflow import evaluate as ev
 
 
@@ -26,5 +29,11 @@ def evaluate(inputs, outputs, params, threads):
         parent=parent,
         parent_logits=parent_logits,
     )
+    if parent is None:  # the FP32 baseline
+        n, k, classes = metrics["n_test"], round(metrics["top1"] * metrics["n_test"]), len(test["classes"])
+        if stats.near_chance(k, n, classes):
+            line = stats.near_chance_message(Path(inputs["model"]).parent.parent.name, metrics["top1"], n, classes)
+            print(f"\n{'!' * 100}\nWARNING: {line}\n{'!' * 100}\n", file=sys.stderr)
+            metrics["warning"] = line
     files.save_tensors(logits, outputs["logits"])
     files.write_json(metrics, outputs["metrics"])

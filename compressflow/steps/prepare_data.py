@@ -1,20 +1,24 @@
-"""Rule ``prepare_data``: the seeded, stratified train/calib/val/test splits."""
+"""Rule ``prepare_data``: the seeded, stratified train/calib/val/test splits, streamed to disk."""
 
 from __future__ import annotations
 
-from compressflow import data, files
+import sys
+
+from compressflow import data
 
 
 def prepare_data(inputs, outputs, params, threads):
     ds = params["dataset"]
-    splits = data.prepare(
+    pre = ds["preprocess"]
+    counts = data.write_splits(
         ds["kind"],
         ds["input_size"],
         ds["splits"],
         params["seed"],
+        outputs,
         root=ds.get("root"),
         max_pixels=params.get("max_image_pixels", data.MAX_IMAGE_PIXELS),
         manifest=params.get("manifest"),
+        pre=pre,
     )
-    for name, split in splits.items():
-        files.save_tensors(split, outputs[name])
+    print(f"prepare_data: {counts} images; preprocess {pre}", file=sys.stderr)

@@ -32,6 +32,7 @@ def prune_channels(inputs, outputs, params, threads):
                 seed=seed + step,
                 weight_decay=t["weight_decay"],
                 desc=f"finetune prune_channels step {step + 1}/{steps}",
+                augment=t.get("augment"),
             )
         )
 

@@ -26,6 +26,7 @@ def prune_l1(inputs, outputs, params, threads):
         seed=seed,
         weight_decay=t["weight_decay"],
         desc="finetune prune_l1",
+        augment=t.get("augment"),
     )
     prune.make_permanent(layers)
     model.eval()

@@ -29,6 +29,7 @@ def train_baseline(inputs, outputs, params, threads):
             seed=seed,
             weight_decay=t["weight_decay"],
             desc=f"train {spec['arch']}",
+            augment=t.get("augment"),
         )
     artifacts.save_model(model.eval(), recipe, outputs["model"])
     files.write_json({"history": history, "checkpoint": inputs.get("checkpoint")}, outputs["history"])
