@@ -224,6 +224,14 @@ def decode(path, pre: dict) -> np.ndarray:
         raise CompressflowError(f"image '{path}' cannot be decoded ({exc})", "replace or remove the corrupt file") from exc
 
 
+def load_imagefolder(root, input_size: int, max_pixels: int = MAX_IMAGE_PIXELS, pre: dict | None = None):
+    """All images of a (small) tree in memory, preprocessed; and its manifest. The workflow streams instead."""
+    pre = pre or default_preprocess(input_size)
+    items, classes, manifest = scan_imagefolder(root, max_pixels)
+    x = torch.stack([torch.from_numpy(decode(path, pre)) for path, _ in items])
+    return x, torch.tensor([label for _, label in items], dtype=torch.int64), classes, manifest
+
+
 def default_preprocess(input_size: int) -> dict:
     return pp.resolve({"input_size": input_size, "preprocess": "digits"})
 

@@ -31,6 +31,7 @@ def _every_knob_config():
             "kd": {"from": "fp32", "technique": "distill", "student": {"arch": "mobilenet_v2"}, "epochs": 1, "lr": 0.1},
         }
     )
+    cfg["dataset"]["preprocess"] = {"preset": "imagenet", "resize": 20, "crop": 16}
     validate(cfg, str(SCHEMA_PATH))  # fills every default in, as the Snakefile does
     return cfg
 
