@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -183,7 +184,11 @@ def split_indices(y: torch.Tensor, fractions: dict, seed: int) -> dict:
     for i, name in enumerate(names[:-1]):
         frac = fractions[name] / remaining
         try:
-            take, idx = train_test_split(idx, train_size=frac, random_state=seed + i, stratify=labels[idx])
+            try:
+                take, idx = train_test_split(idx, train_size=frac, random_state=seed + i, stratify=labels[idx])
+            except ValueError as exc:  # e.g. 1000 classes with 1-2 images each: seeded, but not stratified
+                print(f"WARNING: split '{name}' cannot be stratified ({str(exc)[:120]}...): split at random (seeded)", file=sys.stderr)
+                take, idx = train_test_split(idx, train_size=frac, random_state=seed + i)
         except ValueError as exc:
             raise CompressflowError(
                 f"cannot split {len(labels)} images stratified into '{name}' ({exc})", "add images per class or change dataset.splits"

@@ -219,3 +219,12 @@ def test_outside_trained_checkpoint_scores_what_torchvision_scores(tmp_path):
     print(f"workflow top1 {top1:.4f}, torchvision top1 {theirs:.4f}", file=sys.stderr)
     assert theirs > 0.5  # a trained model: a wrong preprocess would show
     assert abs(top1 - theirs) <= 0.005
+
+
+def test_too_few_images_per_class_splits_seeded_but_unstratified(capsys):
+    y = torch.arange(50).repeat(2)  # 50 classes, 2 images each: no stratified 4-way split exists
+    parts = data.split_indices(y, FRACTIONS, 0)
+    assert "cannot be stratified" in capsys.readouterr().err
+    joined = np.sort(np.concatenate(list(parts.values())))
+    assert np.array_equal(joined, np.arange(100)) and all(len(p) for p in parts.values())
+    assert all(np.array_equal(a, b) for a, b in zip(parts.values(), data.split_indices(y, FRACTIONS, 0).values(), strict=True))
