@@ -228,3 +228,49 @@ def test_too_few_images_per_class_splits_seeded_but_unstratified(capsys):
     joined = np.sort(np.concatenate(list(parts.values())))
     assert np.array_equal(joined, np.arange(100)) and all(len(p) for p in parts.values())
     assert all(np.array_equal(a, b) for a, b in zip(parts.values(), data.split_indices(y, FRACTIONS, 0).values(), strict=True))
+
+
+@pytest.mark.slow
+def test_thousand_synsets_imagenet_preset_through_ptq_and_openvino_int8(tmp_path):
+    """1,000 synset folders (2 small images each), a 1000-class checkpoint, the imagenet preset (crop
+    shrunk to 32): fp32 -> PTQ and OpenVINO INT8 end to end, each reported on the same test files."""
+    from torchvision import models
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    for i in range(1000):
+        folder = root / f"n{1440764 + 7 * i:08d}"
+        folder.mkdir(parents=True)
+        for j in range(2):
+            h, w = int(rng.integers(36, 60)), int(rng.integers(36, 60))
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{j}.JPEG")
+    torch.manual_seed(0)
+    torch.save(models.resnet18(num_classes=1000).state_dict(), tmp_path / "r18.pt")
+    cfg = {
+        "seed": 0,
+        "dataset": {
+            "kind": "imagefolder",
+            "root": str(root),
+            "input_size": 32,
+            "preprocess": {"preset": "imagenet", "resize": 36, "crop": 32},
+        },
+        "models": {
+            "resnet18": {"arch": "resnet18", "checkpoint": str(tmp_path / "r18.pt"), "train": {"epochs": 1, "lr": 0.1, "batch_size": 32}}
+        },
+        "variants": {"ptq-x86": {"from": "fp32", "technique": "ptq", "backend": "x86", "calib_size": 64}},
+        "deploy": {"variants": ["fp32"], "onnxruntime": {"enabled": False}, "openvino": {"qdq": False}, "tensorrt": {"mode": "off"}},
+        "evaluate": {"batch_size": 128, "threads": 2, "latency": {"input_size": 32, "warmup": 1, "iters": 2}},
+        "benchmark": {"batch_sizes": [1], "warmup": 1, "iters": 2, "input_size": 32, "threads": 1},
+        "report": {"max_accuracy_drop": 0.01},
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    work = tmp_path / "run"
+    targets = ["results/resnet18/ptq-x86/metrics.json", "results/resnet18/fp32/openvino-int8/metrics.json"]
+    snakemake(work, "--cores", "2", *targets, config=tmp_path / "cfg.yaml", timeout=3000)
+    split = data.load_split(work / "results/data/test.pt")
+    assert len(split["classes"]) == 1000 and split["preprocess"]["crop"] == 32 and split["x"].shape[1:] == (3, 32, 32)
+    for t in targets:
+        m = json.loads((work / t).read_text())
+        assert m["n_test"] == len(split["y"]) and 0 <= m["top1"] <= 1
+    fp32 = json.loads((work / "results/resnet18/fp32/metrics.json").read_text())
+    assert "near chance" in fp32["warning"]  # random weights on noise: the warning must fire
