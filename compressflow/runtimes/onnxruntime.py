@@ -49,16 +49,16 @@ class CalibrationReader:
     """Feeds the calibration split to ORT's quantizer in the same normalisation as training."""
 
     def __init__(self, split: dict, input_name: str, batch_size: int = 16):
-        self._batches = [x.numpy() for x, _ in data.batches(split, batch_size)]
+        self._split, self._batch_size = split, batch_size
         self._name = input_name
-        self._it = iter(self._batches)
+        self.rewind()
 
     def get_next(self):
         x = next(self._it, None)
         return None if x is None else {self._name: x}
 
     def rewind(self):
-        self._it = iter(self._batches)
+        self._it = (x.numpy() for x, _ in data.batches(self._split, self._batch_size))  # streamed, not held
 
 
 def quantize(

@@ -92,6 +92,19 @@ def predict(compiled, split: dict, batch_size: int) -> torch.Tensor:
     return torch.cat(outs)
 
 
+class _Stream:
+    """The split's inputs one by one, read again on each pass (NNCF may iterate more than once)."""
+
+    def __init__(self, split):
+        self.split = split
+
+    def __len__(self):
+        return len(self.split["y"])
+
+    def __iter__(self):
+        return (x.numpy() for x, _ in data.batches(self.split, 1))
+
+
 def quantize(
     xml_path,
     dst_xml,
@@ -109,7 +122,7 @@ def quantize(
 
     core = ov.Core()
     model = core.read_model(str(xml_path))
-    calib_ds = nncf.Dataset([x.numpy() for x, _ in data.batches(calib, 1)])
+    calib_ds = nncf.Dataset(_Stream(calib))
     scope = nncf.IgnoredScope(names=list(ignored_scope)) if ignored_scope else None
     kwargs = {
         "preset": {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}[preset],

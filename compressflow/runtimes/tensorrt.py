@@ -97,17 +97,18 @@ def _calibrator(split: dict, batch: int, cache_path):
         def __init__(self):
             trt.IInt8EntropyCalibrator2.__init__(self)
             n = len(split["y"]) // batch * batch
-            self.batches = [x.cuda().contiguous() for x, _ in data.batches(split, batch, limit=n)]
-            self.index = 0
+            self.stream = iter(data.batches(split, batch, limit=n))  # streamed: one batch on the GPU at a time
+            self.current = None
 
         def get_batch_size(self):
             return batch
 
         def get_batch(self, names):
-            if self.index >= len(self.batches):
+            nxt = next(self.stream, None)
+            if nxt is None:
                 return None
-            self.index += 1
-            return [int(self.batches[self.index - 1].data_ptr())]
+            self.current = nxt[0].cuda().contiguous()  # kept referenced until the next call
+            return [int(self.current.data_ptr())]
 
         def read_calibration_cache(self):
             return Path(cache_path).read_bytes() if Path(cache_path).is_file() and Path(cache_path).stat().st_size else None
