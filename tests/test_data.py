@@ -274,3 +274,16 @@ def test_thousand_synsets_imagenet_preset_through_ptq_and_openvino_int8(tmp_path
         assert m["n_test"] == len(split["y"]) and 0 <= m["top1"] <= 1
     fp32 = json.loads((work / "results/resnet18/fp32/metrics.json").read_text())
     assert "near chance" in fp32["warning"]  # random weights on noise: the warning must fire
+
+
+def test_rebuilt_splits_keep_their_bytes_and_mtimes(tmp_path):
+    """prepare_data run again writes identical metadata and caches, kept as they were: nothing downstream reruns."""
+    import os
+
+    outputs = {n: tmp_path / f"{n}.pt" for n in FRACTIONS} | {f"{n}_cache": tmp_path / f"{n}.npy" for n in FRACTIONS}
+    data.write_splits("digits", 8, FRACTIONS, 0, outputs)
+    before = {k: (os.stat(v).st_mtime_ns, v.read_bytes()) for k, v in outputs.items()}
+    for v in outputs.values():
+        os.utime(v, ns=(1, 1))
+    data.write_splits("digits", 8, FRACTIONS, 0, outputs)
+    assert all(os.stat(v).st_mtime_ns == 1 and v.read_bytes() == before[k][1] for k, v in outputs.items())
