@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from compressflow import data
+from compressflow import data, device
 from compressflow.errors import CompressflowError
 
 
@@ -40,11 +40,13 @@ def fit(
     loss=cross_entropy,
     desc: str = "train",
     on_epoch_start=None,
+    amp=False,
 ) -> list[dict]:
     """SGD + Nesterov momentum with a cosine schedule; returns per-epoch mean loss.
 
     ``loss(model, x, y)`` lets distillation and QAT reuse the loop; ``on_epoch_start(epoch, model)``
-    lets QAT freeze observers or BN statistics at a chosen epoch.
+    lets QAT freeze observers or BN statistics at a chosen epoch. Batches go to the device the model is
+    on; ``amp`` (``bf16``/``fp16``) autocasts the forward pass there on CUDA only (:func:`device.amp_context`).
     """
     if epochs < 0:
         raise CompressflowError(f"epochs={epochs}", "use 0 or more epochs")
@@ -58,6 +60,12 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.2)
+    dev = device.of(model)
+    note = device.amp_note(amp, dev)
+    if note:
+        print(f"WARNING: {note}", file=sys.stderr)
+    autocast, scaled = device.amp_context(amp, dev)
+    scaler = torch.amp.GradScaler("cuda") if scaled else None
     history = []
     for epoch in range(epochs):
         if on_epoch_start is not None:
@@ -67,13 +75,19 @@ def fit(
         total, bar = 0.0, tqdm(range(steps_per_epoch), desc=f"{desc} {epoch + 1}/{epochs}", file=sys.stderr, mininterval=5)
         for step in bar:
             idx = order[step * batch_size : (step + 1) * batch_size]
-            x, y = data.to_input(train["x"][idx]), train["y"][idx]
+            x, y = data.to_input(train["x"][idx]).to(dev), train["y"][idx].to(dev)
             opt.zero_grad(set_to_none=True)
-            value = loss(model, x, y)
+            with autocast:
+                value = loss(model, x, y)
             if not torch.isfinite(value):
                 raise CompressflowError(f"{desc}: loss became {value.item()} in epoch {epoch + 1}", "lower the learning rate")
-            value.backward()
-            opt.step()
+            if scaler is None:
+                value.backward()
+                opt.step()
+            else:
+                scaler.scale(value).backward()
+                scaler.step(opt)
+                scaler.update()
             sched.step()
             total += value.item() * len(idx)
         history.append({"epoch": epoch + 1, "loss": total / n})

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from compressflow import artifacts, data, files
+from compressflow import artifacts, data, device, files
 from compressflow import evaluate as ev
 
 
 def evaluate(inputs, outputs, params, threads):
     model, _ = artifacts.load_model(inputs["model"])
+    dev = device.use("cpu" if device.is_int8(model) else params["device"])  # INT8 kernels are CPU kernels
     test = data.load_split(inputs["test"])
     parent, parent_logits = None, None
     if inputs.get("parent_model"):
@@ -25,6 +26,7 @@ def evaluate(inputs, outputs, params, threads):
         iters=lat["iters"],
         parent=parent,
         parent_logits=parent_logits,
+        device=dev,
     )
     files.save_tensors(logits, outputs["logits"])
     files.write_json(metrics, outputs["metrics"])

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from compressflow import artifacts, data, files, prune, train
+from compressflow import artifacts, data, device, files, prune, train
 
 
 def prune_l1(inputs, outputs, params, threads):
     """Global L1 sparsity, fine-tuned with masks on, then made permanent; shapes unchanged."""
     k, t, seed = params["knobs"], params["train"], params["seed"]
     train.seed_everything(seed, threads)
+    dev = device.use(params["device"])
     model, recipe = artifacts.load_model(inputs["model"])
+    model.to(dev)
     trainset, val = data.load_split(inputs["train"]), data.load_split(inputs["val"])
     dense_sizes = prune.storage_sizes(model)
     top1_parent = prune.top1_of(model, val)
@@ -26,9 +28,10 @@ def prune_l1(inputs, outputs, params, threads):
         seed=seed,
         weight_decay=t["weight_decay"],
         desc="finetune prune_l1",
+        amp=t["amp"],
     )
     prune.make_permanent(layers)
-    model.eval()
+    model.cpu().eval()
     stats = {
         "requested_amount": k["amount"],
         **prune.sparsity(model),
