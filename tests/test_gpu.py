@@ -134,6 +134,7 @@ def test_schema_refuses_an_unknown_device():
 def _slurm_dry_run(tmp_path, dev):
     cfg = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
     cfg["device"] = dev
+    tmp_path.mkdir()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
     cmd += ["--workflow-profile", str(REPO / "profiles" / "slurm"), "--configfile", str(tmp_path / "config.yaml"), "-n"]

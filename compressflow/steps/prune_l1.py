@@ -13,14 +13,13 @@ def prune_l1(inputs, outputs, params, threads):
     train.seed_everything(seed, threads)
     dev = device.use(params["device"])
     model, recipe = artifacts.load_model(inputs["model"])
-    model.to(dev)
     trainset, val = data.load_split(inputs["train"]), data.load_split(inputs["val"])
     dense_sizes = prune.storage_sizes(model)
     top1_parent = prune.top1_of(model, val)
     layers = prune.l1_unstructured(model, k["amount"])
     top1_pruned = prune.top1_of(model, val)
     history = train.fit(
-        model,
+        model.to(dev),  # masks move with the weights; sizes are measured on the CPU
         trainset,
         epochs=k["finetune_epochs"],
         lr=k["lr"],
