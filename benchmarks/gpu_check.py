@@ -1,11 +1,12 @@
 """Every GPU check of config ``device`` in one run, for a machine with an NVIDIA GPU (docs/gpu.md).
 
-    python benchmarks/gpu_check.py [--out gpu_check.csv] [--e2e]
+    python benchmarks/gpu_check.py [--out gpu_check.csv] [--e2e] [--pytest]
 
 Needs only this repository and a CUDA build of torch with torchvision (numpy comes with torchvision);
 tqdm is stubbed and the digits data replaced by a seeded synthetic set when they are missing. Each check
 trains or evaluates a small ResNet18 on CUDA and on the CPU and compares accuracy within a tolerance;
-``--e2e`` also runs the tiny workflow with ``device: cuda`` when Snakemake is installed. Writes one CSV
+``--e2e`` also runs the tiny workflow with ``device: cuda`` and ``--pytest`` runs ``pytest -m gpu``, when
+requirements.txt is installed (each is a ``skip`` row otherwise). Writes one CSV
 row per check (check, status ok/FAIL/skip, detail) and exits non-zero if any check failed.
 ``tests/test_gpu.py`` runs the same checks under ``pytest -m gpu``.
 """
@@ -57,13 +58,24 @@ def splits(size: int = SIZE) -> dict:
     return out
 
 
-def _train(split: dict, dev, *, amp=False, seed: int = 0, epochs: int = EPOCHS):
+_TRAINED = {}
+
+
+def _train(split: dict, dev, *, amp=False, seed: int = 0, epochs: int = EPOCHS, cache: bool = True):
+    """A ResNet18 trained on ``dev``; the same request returns a copy of the first result (checks share them)."""
+    import copy
+
     from compressflow import models, train
 
+    key = (id(split), str(dev), amp, seed, epochs)
+    if cache and key in _TRAINED:
+        model, history = _TRAINED[key]
+        return copy.deepcopy(model), history
     train.seed_everything(seed, None)
     dev = device.use(str(dev).split(":")[0])
     model = models.build("resnet18", 10).to(dev)
     history = train.fit(model, split, epochs=epochs, lr=0.05, batch_size=64, seed=seed, amp=amp, desc=f"gpu_check {dev}")
+    _TRAINED[key] = (copy.deepcopy(model), history)
     return model, history
 
 
@@ -199,16 +211,19 @@ def check_qat(s) -> str:
 
 def check_repeatability(s) -> str:
     """Informational: are two identical CUDA trainings byte-identical here (docs/gpu.md says: not guaranteed)?"""
-    a, _ = _train(s["train"], "cuda", epochs=1)
-    b, _ = _train(s["train"], "cuda", epochs=1)
+    a, _ = _train(s["train"], "cuda", epochs=1, cache=False)
+    b, _ = _train(s["train"], "cuda", epochs=1, cache=False)
     same = all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
     return "two CUDA trainings: identical weights" if same else "two CUDA trainings: weights differ (non-deterministic kernels)"
 
 
 def check_e2e(s=None) -> str:
     """The tiny workflow with device: cuda; every device rule's provenance must name the GPU."""
-    if importlib.util.find_spec("snakemake") is None:
-        return "skip: snakemake not installed"
+    missing = [
+        m for m in ("snakemake", "yaml", "sklearn", "onnxruntime", "openvino", "torch_pruning") if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        return f"skip: not installed: {', '.join(missing)} (pip install -r requirements.txt)"
     import json
 
     import yaml
@@ -222,15 +237,27 @@ def check_e2e(s=None) -> str:
         cmd += ["--cores", str(min(os.cpu_count() or 2, 16))]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, env=dict(os.environ, PYTHONPATH=str(REPO)))
         assert proc.returncode == 0, proc.stderr[-3000:]
-        provs = list(Path(d, "results").rglob("*provenance.json"))
-        used = {json.loads(p.read_text())["rule"]: json.loads(p.read_text()).get("device") for p in provs}
         from compressflow import layout
 
-        bad = {r: v for r, v in used.items() if r in layout.DEVICE_RULES and not str(v).startswith("cuda:")}
+        provs = [json.loads(p.read_text()) for p in Path(d, "results").rglob("*provenance.json")]
+        # evaluate runs INT8 variants on the CPU; every other device rule must have run on the GPU
+        bad = [(p["rule"], p.get("device")) for p in provs if p["rule"] in layout.DEVICE_RULES and p["rule"] != "evaluate"]
+        bad = [b for b in bad if not str(b[1]).startswith("cuda:")]
         assert not bad, f"device rules not on CUDA: {bad}"
         m = json.loads(Path(d, "results/resnet18/fp32/metrics.json").read_text())
         assert m["accuracy_device"].startswith("cuda:") and m["latency_device"] == "cpu", m
     return f"tiny workflow on CUDA: {len(provs)} provenance records, top-1 fp32 {m['top1']:.4f}"
+
+
+def check_pytest_gpu(s=None) -> str:
+    """``pytest -m gpu`` over the whole suite (this file's checks again, plus TensorRT's), when pytest is installed."""
+    if importlib.util.find_spec("pytest") is None:
+        return "skip: pytest not installed"
+    cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", str(REPO / "tests")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-500:]
+    assert proc.returncode in (0, 5), proc.stdout[-3000:] + proc.stderr[-2000:]  # 5: nothing collected
+    return tail
 
 
 CHECKS = [check_selection, check_train_cuda_matches_cpu, check_amp, check_evaluate, check_ptq_calibrate, check_qat, check_repeatability]
@@ -239,12 +266,13 @@ CHECKS = [check_selection, check_train_cuda_matches_cpu, check_amp, check_evalua
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="gpu_check.csv")
-    ap.add_argument("--e2e", action="store_true", help="also run the tiny workflow with device: cuda (needs snakemake)")
+    ap.add_argument("--e2e", action="store_true", help="also run the tiny workflow with device: cuda (needs requirements.txt)")
+    ap.add_argument("--pytest", action="store_true", help="also run pytest -m gpu (needs requirements.txt)")
     args = ap.parse_args(argv)
     print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), cuda available: {torch.cuda.is_available()}", flush=True)
     s = splits()
     rows = []
-    for check in CHECKS + ([check_e2e] if args.e2e else []):
+    for check in CHECKS + ([check_e2e] if args.e2e else []) + ([check_pytest_gpu] if args.pytest else []):
         t0 = time.perf_counter()
         try:
             detail = check(s)
