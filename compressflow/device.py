@@ -13,14 +13,13 @@ import sys
 from compressflow.errors import CompressflowError
 
 CHOICES = ("auto", "cpu", "cuda")
-AMP_CHOICES = (False, "bf16", "fp16")
 CUBLAS_WORKSPACE = ":4096:8"  # what torch.use_deterministic_algorithms needs for deterministic cuBLAS
 _USED: str | None = None  # set by use(): one job per process, so this is the job's device
 
 
 def gpus_requested(setting: str) -> int:
     """GPUs a device-using job asks a cluster for: only ``device: cuda`` asks (``auto`` cannot know the
-    compute node from the submitting host, so it asks for none and resolves to the CPU there)."""
+    compute node from the submitting host, so it asks for none and uses a GPU only if its node shows one)."""
     return 1 if setting == "cuda" else 0
 
 
