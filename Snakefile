@@ -44,6 +44,7 @@ include: "rules/benchmark.smk"
 include: "rules/provenance.smk"
 
 
+add_device(workflow.rules)
 add_code_digests(workflow.rules)
 
 
@@ -51,6 +52,7 @@ onstart:
     # Before any job runs (and Snakemake deletes outputs it will rebuild): no artifact may have
     # changed since its provenance was written, unless the user forces the rule that makes it.
     if workflow.is_main_process:
+        check_device_here()
         _corrupt = verify.changed_artifacts(
             "results",
             forced={

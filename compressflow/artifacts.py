@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from compressflow import files, recipes
+from compressflow import device, files, recipes
 from compressflow.errors import CompressflowError
 
 __all__ = ["MODEL_FORMAT", "save_model", "load_model"]
@@ -19,7 +19,9 @@ MODEL_FORMAT = "compressflow-model/1"
 
 
 def save_model(model: torch.nn.Module, recipe: dict, path) -> None:
-    """Save ``model`` as recipe + state dict (tensors only)."""
+    """Save ``model`` as recipe + state dict (tensors only), always from the CPU, so files load anywhere."""
+    if device.of(model).type != "cpu":
+        model.cpu()
     payload = {"format": MODEL_FORMAT, "recipe": recipe, "state_dict": model.state_dict()}
     files.save_tensors(payload, path)
 

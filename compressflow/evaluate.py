@@ -5,14 +5,17 @@ from __future__ import annotations
 import torch
 
 from compressflow import data, layout, measure, models, sysinfo
+from compressflow import device as devices
 
 __all__ = ["predict", "topk", "agreement", "per_class_top1", "metrics", "evaluate"]
 
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, split: dict, batch_size: int = 256) -> torch.Tensor:
+    """Logits on the CPU; each batch runs on the device the model is on."""
     model.eval()
-    return torch.cat([model(x) for x, _ in data.batches(split, batch_size)])
+    dev = devices.of(model)
+    return torch.cat([model(x.to(dev)).float().cpu() for x, _ in data.batches(split, batch_size)])
 
 
 def topk(logits: torch.Tensor, y: torch.Tensor, k: int) -> float:
@@ -101,10 +104,17 @@ def evaluate(
     iters: int,
     parent: torch.nn.Module | None = None,
     parent_logits: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[dict, torch.Tensor]:
-    """All metrics of one PyTorch artifact (:func:`metrics`); returns (metrics, test logits)."""
+    """All metrics of one PyTorch artifact (:func:`metrics`); returns (metrics, test logits).
+
+    Accuracy runs on ``device`` (an INT8 model on the CPU, where its kernels are); latency is always
+    timed on the CPU, so a latency row means the same thing whichever device the accuracy used.
+    """
     torch.set_num_threads(threads)
-    logits = predict(model, test, batch_size)
+    on = torch.device("cpu") if devices.is_int8(model) else torch.device(device)
+    logits = predict(model.to(on), test, batch_size)
+    model.cpu()
     row = metrics(
         layout.PYTORCH,
         logits,
@@ -117,4 +127,6 @@ def evaluate(
         latency={"input_size": latency_input, "warmup": warmup, "iters": iters},
         parent_logits=parent_logits,
     )
+    row["accuracy_device"] = devices.describe(on)
+    row["latency_device"] = "cpu"
     return row, logits

@@ -52,6 +52,9 @@ TECHNIQUES = {
     )
 }
 BASELINE = "train_baseline"  # the rule that makes the root variant (trains, or loads the user's checkpoint)
+# Rules that run on the config's ``device`` (training, fine-tuning, QAT, KD, calibration, accuracy);
+# every other rule, every INT8 conversion and every CPU latency measurement stays on the CPU.
+DEVICE_RULES = (BASELINE, "prune_l1", "prune_channels", "distill", "qat", "ptq_calibrate", "evaluate")
 
 
 def techniques(*, quantized: bool | None = None, trains: bool | None = None) -> list[str]:

@@ -18,15 +18,16 @@ def _hashes(named: dict) -> dict:
     return out
 
 
-def record(rule: str, inputs: dict, outputs: dict, params: dict, seed, repo_dir) -> dict:
+def record(rule: str, inputs: dict, outputs: dict, params: dict, seed, repo_dir, device: str | None = None) -> dict:
     """The provenance record of one job (no timings, so it is reproducible byte for byte).
 
     ``code_digest`` is the digest of the library code the rule's script reaches (its ``code`` param,
     see :mod:`compressflow.codedigest`); ``git_commit`` ends in ``+dirty`` when tracked files had
-    uncommitted changes, which ``git_dirty`` says as a boolean.
+    uncommitted changes, which ``git_dirty`` says as a boolean. ``device`` is where a device rule
+    trained or measured accuracy (``cpu`` or ``cuda:0 <GPU name>``, see :mod:`compressflow.device`).
     """
     commit = sysinfo.git_commit(repo_dir)
-    return {
+    row = {
         "rule": rule,
         "inputs": _hashes(inputs),
         "outputs": _hashes(outputs),
@@ -37,6 +38,9 @@ def record(rule: str, inputs: dict, outputs: dict, params: dict, seed, repo_dir)
         "git_commit": commit,
         "git_dirty": commit.endswith("+dirty"),
     }
+    if device is not None:
+        row["device"] = device
+    return row
 
 
 def write(path, **kwargs) -> None:

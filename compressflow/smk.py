@@ -71,8 +71,24 @@ def run(smk, step) -> None:
     if "provenance" in outputs:
         job = {k: v for k, v in outputs.items() if k != "provenance"}
         provenance.write(
-            outputs["provenance"], rule=smk.rule, inputs=inputs, outputs=job, params=params, seed=params.get("seed"), repo_dir=REPO_DIR
+            outputs["provenance"],
+            rule=smk.rule,
+            inputs=inputs,
+            outputs=job,
+            params=params,
+            seed=params.get("seed"),
+            repo_dir=REPO_DIR,
+            device=_device_used(params),
         )
+
+
+def _device_used(params: dict) -> str | None:
+    """Where a device rule's job ran (``cpu``, ``cuda:0 NVIDIA H200``); None for rules without the ``device`` param."""
+    if "device" not in params:
+        return None
+    from compressflow import device
+
+    return device.used() or "cpu"
 
 
 def _name_rule(metrics_path, rule: str) -> None:

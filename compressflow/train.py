@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from compressflow import data
+from compressflow import data, device
 from compressflow.errors import CompressflowError
 
 
@@ -42,6 +42,7 @@ def fit(
     on_epoch_start=None,
     augment: dict | None = None,
     workers: int | None = None,
+    amp=False,
 ) -> list[dict]:
     """SGD + Nesterov momentum with a cosine schedule; returns per-epoch mean loss.
 
@@ -49,6 +50,7 @@ def fit(
     lets QAT freeze observers or BN statistics at a chosen epoch. Batches stream from the split
     (``data.loader``, ``workers`` processes) in a seeded order; ``augment`` (``train.augment``) is
     seeded per batch, so the same seed gives the same bytes with any number of workers.
+    ``amp`` (``bf16``/``fp16``) autocasts the forward pass on the model's device, on CUDA only (:func:`device.amp_context`).
     """
     if epochs < 0:
         raise CompressflowError(f"epochs={epochs}", "use 0 or more epochs")
@@ -62,6 +64,12 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.2)
+    dev = device.of(model)
+    note = device.amp_note(amp, dev)
+    if note:
+        print(f"WARNING: {note}", file=sys.stderr)
+    autocast, scaled = device.amp_context(amp, dev)
+    scaler = torch.amp.GradScaler("cuda") if scaled else None
     history = []
     for epoch in range(epochs):
         if on_epoch_start is not None:
@@ -73,12 +81,19 @@ def fit(
         total = 0.0
         bar = tqdm(stream, total=steps_per_epoch, desc=f"{desc} {epoch + 1}/{epochs}", file=sys.stderr, mininterval=5)
         for x, y in bar:
+            x, y = x.to(dev), y.to(dev)
             opt.zero_grad(set_to_none=True)
-            value = loss(model, x, y)
+            with autocast:
+                value = loss(model, x, y)
             if not torch.isfinite(value):
                 raise CompressflowError(f"{desc}: loss became {value.item()} in epoch {epoch + 1}", "lower the learning rate")
-            value.backward()
-            opt.step()
+            if scaler is None:
+                value.backward()
+                opt.step()
+            else:
+                scaler.scale(value).backward()
+                scaler.step(opt)
+                scaler.update()
             sched.step()
             total += value.item() * len(y)
         history.append({"epoch": epoch + 1, "loss": total / n})

@@ -473,6 +473,40 @@ wildcard_constraints:
     model=alternation(MODELS),
 
 
+# --- device (Snakefile, after every include) ---
+# The rules that train, calibrate or measure accuracy (layout.DEVICE_RULES) get param `device` (the
+# config value: changing it reruns them) and, with `device: cuda`, one GPU on a cluster (resource
+# `gpu`, which the slurm executor turns into --gpus=1) unless the profile already gives them `gpu`
+# or `gres`. `auto` asks for none: the submitting host cannot know the compute node (docs/gpu.md).
+# Evaluating an INT8 variant runs on the CPU, so those evaluate jobs ask for none either.
+def add_device(rules):
+    from compressflow import device
+
+    gpus = device.gpus_requested(config["device"])
+
+    def evaluate_gpus(wildcards):
+        return 0 if technique_of(wildcards.variant) in QUANT_TECHNIQUES else gpus
+
+    for r in rules:
+        if r.name in layout.DEVICE_RULES:
+            r.set_params(device=config["device"])
+            if gpus and not ({"gpu", "gres"} & set(r.resources.keys())):
+                r.resources.update(
+                    {"gpu": evaluate_gpus if r.name == "evaluate" else gpus}
+                )
+
+
+def check_device_here():
+    """onstart of a local run (a cluster's nodes are not this host): `device: cuda` needs a GPU here."""
+    from compressflow import device
+
+    if workflow.local_exec:
+        try:
+            device.check_local(config["device"])
+        except CompressflowError as exc:
+            sys.exit(f"compressflow config error: {exc}")
+
+
 # --- code digests (Snakefile, after every include) ---
 # A rule's script is a shim over compressflow/, so each rule gets the digest of the library code its
 # script can reach as param `code`; Snakemake's params trigger reruns a job when that code changes.

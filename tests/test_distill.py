@@ -154,8 +154,9 @@ def test_distill_step_from_a_pruned_student(tmp_path):
     out = {"model": str(tmp_path / "kd" / "model.pt"), "stats": str(tmp_path / "kd" / "distill.json")}
     params = {
         "knobs": {"student_from": "prune-ch50", "epochs": 1, "lr": 0.05, "temperature": 4, "alpha": 0.7},
-        "train": {"batch_size": 32, "weight_decay": 5e-4},
+        "train": {"batch_size": 32, "weight_decay": 5e-4, "amp": False},
         "seed": 0,
+        "device": "cpu",
     }
     distill_step(
         {

@@ -146,10 +146,11 @@ def test_channel_step_writes_stats_and_a_reloadable_model(tmp_path):
     out = {"model": str(tmp_path / "p" / "model.pt"), "stats": str(tmp_path / "p" / "prune_stats.json")}
     params = {
         "knobs": {"ratio": 0.5, "finetune_epochs": 1, "lr": 0.01, "iterative_steps": 1, "ignored_layers": [], "importance": "l2"},
-        "train": {"batch_size": 32, "weight_decay": 5e-4},
+        "train": {"batch_size": 32, "weight_decay": 5e-4, "amp": False},
         "seed": 0,
         "input_size": SIZE,
         "latency_input": 32,
+        "device": "cpu",
     }
     prune_channels_step(inputs, out, params, 1)
     stats = files.read_json(out["stats"])
@@ -163,7 +164,12 @@ def test_channel_step_writes_stats_and_a_reloadable_model(tmp_path):
 def test_l1_step_records_sparsity_and_note(tmp_path):
     inputs = _step_inputs(tmp_path)
     out = {"model": str(tmp_path / "l1" / "model.pt"), "sparsity": str(tmp_path / "l1" / "sparsity.json")}
-    params = {"knobs": {"amount": 0.6, "finetune_epochs": 1, "lr": 0.01}, "train": {"batch_size": 48, "weight_decay": 5e-4}, "seed": 0}
+    params = {
+        "knobs": {"amount": 0.6, "finetune_epochs": 1, "lr": 0.01},
+        "train": {"batch_size": 48, "weight_decay": 5e-4, "amp": False},
+        "seed": 0,
+        "device": "cpu",
+    }
     prune_l1_step(inputs, out, params, 1)
     stats = files.read_json(out["sparsity"])
     assert "latency does not improve" in stats["note"]

@@ -317,7 +317,15 @@ def test_steps_calibrate_then_convert(tmp_path):
     artifacts.save_model(model, recipes.base_recipe("tiny", 10), tmp_path / "parent.pt")
     files.save_tensors(split(), tmp_path / "calib.pt")
     out = {"calibrated": tmp_path / "v/calibrated.pt", "calibration": tmp_path / "v/calibration.json"}
-    params = {"backend": "x86", "observer": "percentile", "activation": "affine", "per_channel": True, "calib_size": 32, "percentile": 99.9}
+    params = {
+        "backend": "x86",
+        "observer": "percentile",
+        "activation": "affine",
+        "per_channel": True,
+        "calib_size": 32,
+        "percentile": 99.9,
+        "device": "cpu",
+    }
     ptq_calibrate_step({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)
     info = files.read_json(out["calibration"])
     assert info["calib_images"] == 32 and info["observers"][0]["kind"] == "PercentileObserver"

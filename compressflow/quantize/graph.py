@@ -10,7 +10,7 @@ from torch.ao.nn import quantized as nnq
 from torch.ao.nn.quantized import dynamic as nnqd
 from torch.ao.quantization import quantize_fx
 
-from compressflow import data
+from compressflow import data, device
 from compressflow.errors import CompressflowError
 from compressflow.quantize.qconfig import (
     qconfig_mapping,
@@ -102,8 +102,9 @@ def check_calib_size(split: dict, calib_size: int) -> int:
 def calibrate(prepared: nn.Module, split: dict, calib_size: int, batch_size: int = 64) -> int:
     calib_size = check_calib_size(split, calib_size)
     prepared.eval()
+    dev = device.of(prepared)
     for x, _ in data.batches(split, batch_size, limit=calib_size):
-        prepared(x)
+        prepared(x.to(dev))
     return calib_size
 
 

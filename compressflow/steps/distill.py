@@ -6,7 +6,7 @@ import sys
 
 import torch
 
-from compressflow import artifacts, data, files, models, train
+from compressflow import artifacts, data, device, files, models, train
 from compressflow import distill as kd
 from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
@@ -28,6 +28,12 @@ def distill(inputs, outputs, params, threads):
         raise CompressflowError(
             f"distill student has {n_out} outputs but the data has {classes} classes", "start from a student of this dataset"
         )
+    dev = device.use(params["device"])
+    model.to(dev)
+    if not device.is_int8(teacher):
+        teacher.to(dev)
+    elif dev.type != "cpu" and alpha > 0:
+        raise CompressflowError("distill: an INT8 teacher runs only on the CPU", "set device: cpu, or distill from a float parent")
     top1_student_init = ev.topk(ev.predict(model, val), val["y"], 1)
     history = train.fit(
         model,
@@ -40,11 +46,12 @@ def distill(inputs, outputs, params, threads):
         loss=kd.make_loss(teacher if alpha > 0 else None, temperature=temperature, alpha=alpha),
         desc=f"distill T={temperature:g} alpha={alpha:g}",
         augment=t.get("augment"),
+        amp=t["amp"],
     )
     top1 = ev.topk(ev.predict(model, val), val["y"], 1)
     top1_teacher = ev.topk(ev.predict(teacher, val), val["y"], 1)
     print(f"distill: val top1 student {top1:.4f} (teacher {top1_teacher:.4f}, student at start {top1_student_init:.4f})", file=sys.stderr)
-    artifacts.save_model(model, recipe, outputs["model"])
+    artifacts.save_model(model.cpu(), recipe, outputs["model"])
     files.write_json(
         {
             "temperature": temperature,

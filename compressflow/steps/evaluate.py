@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from compressflow import artifacts, data, files, stats
+from compressflow import artifacts, data, device, files, stats
 from compressflow import evaluate as ev
 
 
 def evaluate(inputs, outputs, params, threads):
     model, _ = artifacts.load_model(inputs["model"])
+    dev = device.use("cpu" if device.is_int8(model) else params["device"])  # INT8 kernels are CPU kernels
     test = data.load_split(inputs["test"])
     parent, parent_logits = None, None
     if inputs.get("parent_model"):
@@ -28,6 +29,7 @@ def evaluate(inputs, outputs, params, threads):
         iters=lat["iters"],
         parent=parent,
         parent_logits=parent_logits,
+        device=dev,
     )
     if parent is None:  # the FP32 baseline
         n, k, classes = metrics["n_test"], round(metrics["top1"] * metrics["n_test"]), len(test["classes"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from compressflow import artifacts, data, files, prune, recipes, train
+from compressflow import artifacts, data, device, files, prune, recipes, train
 
 
 def prune_channels(inputs, outputs, params, threads):
@@ -12,6 +12,7 @@ def prune_channels(inputs, outputs, params, threads):
     k, t, seed = params["knobs"], params["train"], params["seed"]
     size, lat_size = params["input_size"], params["latency_input"]
     train.seed_everything(seed, threads)
+    dev = device.use(params["device"])
     model, recipe = artifacts.load_model(inputs["model"])
     trainset, val = data.load_split(inputs["train"]), data.load_split(inputs["val"])
     steps = int(k["iterative_steps"])
@@ -21,6 +22,8 @@ def prune_channels(inputs, outputs, params, threads):
     history = []
 
     def finetune(step, m, n):
+        # Pruning and MAC counting run on the CPU; only the fine-tuning runs on the device.
+        m.to(dev)
         history.extend(
             dict(h, prune_step=step + 1)
             for h in train.fit(
@@ -33,8 +36,10 @@ def prune_channels(inputs, outputs, params, threads):
                 weight_decay=t["weight_decay"],
                 desc=f"finetune prune_channels step {step + 1}/{steps}",
                 augment=t.get("augment"),
+                amp=t["amp"],
             )
         )
+        m.cpu()
 
     prune.prune_channels(
         model,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from compressflow import artifacts, data, files, prune, train
+from compressflow import artifacts, data, device, files, prune, train
 
 
 def prune_l1(inputs, outputs, params, threads):
     """Global L1 sparsity, fine-tuned with masks on, then made permanent; shapes unchanged."""
     k, t, seed = params["knobs"], params["train"], params["seed"]
     train.seed_everything(seed, threads)
+    dev = device.use(params["device"])
     model, recipe = artifacts.load_model(inputs["model"])
     trainset, val = data.load_split(inputs["train"]), data.load_split(inputs["val"])
     dense_sizes = prune.storage_sizes(model)
@@ -18,7 +19,7 @@ def prune_l1(inputs, outputs, params, threads):
     layers = prune.l1_unstructured(model, k["amount"])
     top1_pruned = prune.top1_of(model, val)
     history = train.fit(
-        model,
+        model.to(dev),  # masks move with the weights; sizes are measured on the CPU
         trainset,
         epochs=k["finetune_epochs"],
         lr=k["lr"],
@@ -27,9 +28,10 @@ def prune_l1(inputs, outputs, params, threads):
         weight_decay=t["weight_decay"],
         desc="finetune prune_l1",
         augment=t.get("augment"),
+        amp=t["amp"],
     )
     prune.make_permanent(layers)
-    model.eval()
+    model.cpu().eval()
     stats = {
         "requested_amount": k["amount"],
         **prune.sparsity(model),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from compressflow import artifacts, data, files, recipes
+from compressflow import artifacts, data, device, files, recipes
 from compressflow.quantize import static
 from compressflow.quantize.graph import calibrate, check_calib_size, input_size_of, prepare
 from compressflow.quantize.qconfig import qconfig_spec
@@ -13,13 +13,15 @@ from compressflow.quantize.rebuild import transform
 
 def ptq_calibrate(inputs, outputs, params, threads):
     torch.set_num_threads(threads)
+    dev = device.use(params["device"])
     model, recipe = artifacts.load_model(inputs["model"])
     calib = data.load_split(inputs["calib"])
     spec = qconfig_spec(params["backend"], params["observer"], params["activation"], params["per_channel"], params["percentile"])
     size = input_size_of(calib)
     check_calib_size(calib, params["calib_size"])
-    prepared = prepare(model, spec, size)
+    prepared = prepare(model, spec, size).to(dev)
     n = calibrate(prepared, calib, params["calib_size"])
+    prepared.cpu()  # ptq converts on the CPU
     table = static.observer_table(prepared)
     t = transform("ptq", spec, size, stage="prepared", calib_size=n)
     artifacts.save_model(prepared, recipes.with_transform(recipe, t), outputs["calibrated"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compressflow import artifacts, data, files, models, recipes, train
+from compressflow import artifacts, data, device, files, models, recipes, train
 
 
 def train_baseline(inputs, outputs, params, threads):
@@ -13,6 +13,7 @@ def train_baseline(inputs, outputs, params, threads):
     arch_kwargs = spec.get("arch_kwargs", {})
     recipe = recipes.base_recipe(spec["arch"], len(classes), arch_kwargs)
     train.seed_everything(seed, threads)
+    dev = device.use(params["device"])
     model = models.build(spec["arch"], len(classes), **arch_kwargs)
     history = []
     if inputs.get("checkpoint"):
@@ -21,7 +22,7 @@ def train_baseline(inputs, outputs, params, threads):
     else:
         t = spec["train"]
         history = train.fit(
-            model,
+            model.to(dev),
             train_split,
             epochs=t["epochs"],
             lr=t["lr"],
@@ -30,6 +31,10 @@ def train_baseline(inputs, outputs, params, threads):
             weight_decay=t["weight_decay"],
             desc=f"train {spec['arch']}",
             augment=t.get("augment"),
+            amp=t["amp"],
         )
-    artifacts.save_model(model.eval(), recipe, outputs["model"])
-    files.write_json({"history": history, "checkpoint": inputs.get("checkpoint")}, outputs["history"])
+    artifacts.save_model(model.cpu().eval(), recipe, outputs["model"])
+    record = {"history": history, "checkpoint": inputs.get("checkpoint")}
+    if note := device.amp_note(spec["train"]["amp"], dev):
+        record["amp_note"] = note
+    files.write_json(record, outputs["history"])
