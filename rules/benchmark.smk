@@ -19,6 +19,7 @@ rule benchmark_artifact:
         model=lambda w: w.model,
         variant=lambda w: w.variant,
         runtime=lambda w: w.runtime,
+        parent_runtime=benchmark_parent_runtime,
         seed=config["seed"],
     script:
         "../scripts/benchmark_artifact.py"

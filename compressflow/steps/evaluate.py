@@ -1,4 +1,4 @@
-"""Rule ``evaluate``: accuracy, agreement with the parent and latency of one PyTorch artifact."""
+"""Rule ``evaluate``: accuracy and agreement with the parent of one PyTorch artifact (benchmark_artifact times it)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,15 @@ from compressflow import evaluate as ev
 def evaluate(inputs, outputs, params, threads):
     model, _ = artifacts.load_model(inputs["model"])
     test = data.load_split(inputs["test"])
-    parent, parent_logits = None, None
-    if inputs.get("parent_model"):
-        parent, _ = artifacts.load_model(inputs["parent_model"])
+    parent_logits = None
+    if inputs.get("parent_logits"):
         parent_logits = files.load_tensors(inputs["parent_logits"], "parent logits")
-    lat = params["latency"]
     metrics, logits = ev.evaluate(
         model,
         test,
         inputs["model"],
         batch_size=params["batch_size"],
         threads=params["threads"],
-        latency_input=lat["input_size"],
-        warmup=lat["warmup"],
-        iters=lat["iters"],
-        parent=parent,
         parent_logits=parent_logits,
     )
     files.save_tensors(logits, outputs["logits"])
