@@ -58,6 +58,8 @@ rule convert_openvino:
         provenance="results/{model}/{variant}/openvino/provenance.json",
     log:
         "logs/{model}/{variant}/openvino/convert_openvino.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/openvino/convert_openvino.tsv"
     wildcard_constraints:
         variant=alternation(DEPLOY_VARIANTS),
     conda:

@@ -39,6 +39,8 @@ rule make_report:
         ),
     log:
         "logs/report/make_report.log",
+    benchmark:
+        "results/benchmarks/make_report.tsv"
     conda:
         "../envs/report.yaml"
     params:
