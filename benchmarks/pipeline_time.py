@@ -86,7 +86,7 @@ def main(argv=None):
     except ValueError:
         config = str(args.configfile)
     row = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu_model": sysinfo.cpu()["cpu_model"],
         "cores": cores,
         "config": config,
