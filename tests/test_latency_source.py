@@ -20,7 +20,7 @@ def _tex_rows(text: str) -> dict:
     """(model, variant, runtime) -> the p50 cell of table.tex."""
     out = {}
     for line in text.splitlines():
-        cells = [c.strip() for c in line.rstrip("\\ ").split(" & ")]
+        cells = [c.strip() for c in line.rstrip().removesuffix("\\\\").split("&")]
         if len(cells) == 9 and cells[0] != "Model":
             key = tuple(c.replace(r"\_", "_").replace(r" $\star$", "") for c in cells[:3])
             out[key] = cells[6]
