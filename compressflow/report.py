@@ -314,7 +314,7 @@ def write(df: pd.DataFrame, csv_path, md_path) -> None:
         "collapsed_classes",
         "note",
     ]
-    head = f"# compressflow summary\n\nLatency: batch 1, {df.threads.dropna().unique().tolist()} thread(s), input {df.latency_input.dropna().unique().tolist()} px, on {', '.join(df.cpu_model.dropna().unique())} (ISA: {', '.join(df.isa.dropna().unique())}).\nSize in MiB of the saved file. Every CPU latency comes from the artifact's `benchmark_artifact` job, which holds all the cores it runs on; speed-ups compare the artifact with its parent timed in alternating blocks in that same job (benchmark.csv, batch 1, has the same numbers).\n\n"
+    head = f"# compressflow summary\n\nLatency: batch 1, {sorted({int(t) for t in df.threads.dropna()})} thread(s), input {sorted({int(t) for t in df.latency_input.dropna()})} px, on {', '.join(df.cpu_model.dropna().unique())} (ISA: {', '.join(df.isa.dropna().unique())}).\nSize in MiB of the saved file. Every CPU latency comes from the artifact's `benchmark_artifact` job, which holds all the cores it runs on; speed-ups compare the artifact with its parent timed in alternating blocks in that same job (benchmark.csv, batch 1, has the same numbers).\n\n"
     table = shown[show].astype("object").where(shown[show].notna(), "")
     text = head + table.to_markdown(index=False, floatfmt=".4g") + "\n\n" + statistics_section(df) + "\n" + collapsed_section(df)
     with files.atomic_path(md_path) as tmp:

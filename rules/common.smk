@@ -14,7 +14,7 @@ os.environ.update(
 sys.path.insert(0, workflow.basedir)
 
 from compressflow import config as cfcheck
-from compressflow import layout, repeats, verify
+from compressflow import hostcheck, layout, repeats, verify
 from compressflow.errors import CompressflowError
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
@@ -314,18 +314,6 @@ def deploy_runtimes():
 TRT_DECISION = os.path.join(".snakemake", "compressflow-tensorrt-auto.json")
 
 
-def _trt_skip_reason():
-    """Why TensorRT cannot run on this host, or None; a cheap check that imports neither torch nor tensorrt."""
-    import importlib.util
-    import shutil
-
-    if importlib.util.find_spec("tensorrt") is None:
-        return "the tensorrt Python module is not installed"
-    if not (os.path.exists("/dev/nvidiactl") or shutil.which("nvidia-smi")):
-        return "no NVIDIA GPU (no /dev/nvidiactl, no nvidia-smi)"
-    return None
-
-
 def trt_skipped():
     """With deploy.tensorrt.mode auto, why TensorRT is left out of the DAG (None: its jobs run).
 
@@ -337,7 +325,7 @@ def trt_skipped():
     if TRT["mode"] != "auto":
         return None
     if not _TRT_SKIP:
-        reason = _trt_skip_reason()
+        reason = hostcheck.tensorrt_skip_reason()
         if not workflow.is_main_process and os.path.exists(TRT_DECISION):
             reason = json.loads(Path(TRT_DECISION).read_text())["skipped"]
         elif workflow.is_main_process:
