@@ -1,7 +1,8 @@
 """Speed of one deployable artifact per job: latency percentiles, throughput, peak memory, MACs.
 
-``evaluate`` times an artifact against its parent at batch 1 to give a speed-up; this module times
-each artifact alone, at every configured batch size, in a fresh process (one Snakemake job), and
+The only source of the report's CPU latencies: this module times each artifact alone on the job's
+cores, at batch 1 against its parent in alternating blocks (the speed-up) and at every configured
+batch size, in a fresh process (one Snakemake job), and
 records what the number depends on: the CPU and its ISA flags, threads, the precision that really
 ran and the library versions. ``benchmarks/composition.py`` reuses it to time artifacts side by side, in alternating blocks.
 """
@@ -42,19 +43,47 @@ def macs_and_params(torch_model_path, input_size: int) -> tuple[int, int]:
 
 
 def benchmark(
-    runtime: str, artifact, torch_model, *, batch_sizes, warmup: int, iters: int, input_size: int, threads: int, ov_precision="f32"
+    runtime: str,
+    artifact,
+    torch_model,
+    *,
+    batch_sizes,
+    warmup: int,
+    iters: int,
+    input_size: int,
+    threads: int,
+    ov_precision="f32",
+    parent: tuple[str, str] | None = None,
 ):
-    """Every number of one artifact: per batch size latency/throughput/RSS, plus MACs, params, machine and versions."""
+    """Every number of one artifact: per batch size latency/throughput/RSS, plus MACs, params, machine and versions.
+
+    Batch 1 is always timed: it is the report's latency. With ``parent`` = (runtime, artifact file), batch 1
+    times this artifact and its parent in alternating blocks (:func:`measure.time_alternating`), so
+    ``speedup_vs_parent`` compares like with like; the batch-1 row keeps its timed calls for the report's interval.
+    """
     torch.set_num_threads(threads)
     rss_start = measure.peak_rss_mib()
     fn, precision = load_runner(runtime, artifact, threads, ov_precision=ov_precision)
     rss_loaded = measure.peak_rss_mib()
+    parent_fn = load_runner(parent[0], parent[1], threads, ov_precision=ov_precision)[0] if parent else None
     rows = []
-    for batch in batch_sizes:
-        example = torch.zeros(int(batch), 3, input_size, input_size)
-        times = measure.time_calls(fn, example, warmup=warmup, iters=iters, desc=f"{runtime} batch {batch}")
-        rows.append({"batch": int(batch), **measure.summary(times, int(batch), tail=True), "peak_rss_mib": measure.peak_rss_mib()})
-        print(f"{runtime} batch {batch}: p50 {rows[-1]['latency_ms_p50']:.3f} ms, {rows[-1]['throughput_ips']:.1f} img/s", file=sys.stderr)
+    for batch in sorted({1, *(int(b) for b in batch_sizes)}):
+        example = torch.zeros(batch, 3, input_size, input_size)
+        desc = f"{runtime} batch {batch}"
+        extra = {}
+        if batch == 1 and parent_fn is not None:
+            pair = measure.time_alternating({"own": fn, "parent": parent_fn}, example, warmup=warmup, iters=iters, desc=desc + " vs parent")
+            times, theirs = pair["own"], measure.summary(pair["parent"], 1)
+            extra = {"parent_latency_ms_p50": theirs["latency_ms_p50"], "parent_latency_ms_p90": theirs["latency_ms_p90"]}
+        else:
+            times = measure.time_calls(fn, example, warmup=warmup, iters=iters, desc=desc)
+        row = {"batch": batch, **measure.summary(times, batch, tail=True), **extra, "peak_rss_mib": measure.peak_rss_mib()}
+        if extra:
+            row["speedup_vs_parent"] = extra["parent_latency_ms_p50"] / row["latency_ms_p50"]
+        if batch == 1:
+            row["latency_ms_calls"] = [float(t) for t in times]
+        rows.append(row)
+        print(f"{runtime} batch {batch}: p50 {row['latency_ms_p50']:.3f} ms, {row['throughput_ips']:.1f} img/s", file=sys.stderr)
     macs, params = macs_and_params(torch_model, input_size)
     return {
         "runtime": runtime,
@@ -69,6 +98,8 @@ def benchmark(
         "peak_rss_mib_before_load": rss_start,
         "peak_rss_mib_after_load": rss_loaded,
         "batches": rows,
+        "parent_runtime": parent[0] if parent else None,
+        "parent_artifact": str(parent[1]) if parent else None,
         **sysinfo.cpu(),
         "versions": sysinfo.versions(),
     }
@@ -87,6 +118,8 @@ COLUMNS = [
     "latency_ms_p90",
     "latency_ms_p99",
     "throughput_ips",
+    "parent_latency_ms_p50",
+    "speedup_vs_parent",
     "peak_rss_mib",
     "rss_growth_mib",
     "macs",
@@ -115,6 +148,7 @@ def collect(paths):
                 {
                     **base,
                     **{k: b[k] for k in ("batch", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99", "throughput_ips", "peak_rss_mib")},
+                    **{k: b.get(k) for k in ("parent_latency_ms_p50", "speedup_vs_parent")},
                     "rss_growth_mib": b["peak_rss_mib"] - rec["peak_rss_mib_before_load"],
                 }
             )

@@ -1,4 +1,9 @@
-"""Accuracy, agreement with the parent, size and latency of one artifact (timing itself is :mod:`.measure`)."""
+"""Accuracy, agreement with the parent and size of one artifact.
+
+CPU latencies are not timed here: ``benchmark_artifact`` (:mod:`.benchmark`) times every CPU runtime's
+artifact alone on the cores, against its parent, and the report takes every latency from it. Only
+runtimes that job does not time (TensorRT on the GPU) pass callables to :func:`metrics` to be timed.
+"""
 
 from __future__ import annotations
 
@@ -50,19 +55,19 @@ def metrics(
     logits: torch.Tensor,
     test: dict,
     *,
-    own_fn,
-    parent_fn,
     size_mb: float,
     params: int,
     threads: int,
-    latency: dict,
     parent_logits: torch.Tensor | None,
+    own_fn=None,
+    parent_fn=None,
+    latency: dict | None = None,
 ) -> dict:
     """The metrics row of one artifact in any runtime; every evaluate rule writes these keys.
 
-    ``latency`` is the config's section (``input_size``, ``warmup``, ``iters``). With a parent
-    callable, both are timed in the same process in alternating blocks, so ``speedup_vs_parent``
-    compares like with like on whatever machine runs the job.
+    Latency only for a runtime ``benchmark_artifact`` does not time (``layout.CPU_RUNTIMES`` it does):
+    with ``own_fn``, ``latency`` is the config's section (``input_size``, ``warmup``, ``iters``); with a
+    parent callable too, both are timed in the same process in alternating blocks.
     """
     y = test["y"]
     row = {
@@ -75,12 +80,13 @@ def metrics(
         "per_class_top1": per_class_top1(logits, y, test["classes"]),
         "correct_top1": correct_top1(logits, y),
         "threads": threads,
-        "latency_input": latency["input_size"],
-        "latency_batch": 1,
         **sysinfo.cpu(),
     }
     if parent_logits is not None:
         row.update(agreement(logits, parent_logits))
+    if own_fn is None:
+        return row
+    row.update(latency_input=latency["input_size"], latency_batch=1)
     example = torch.zeros(1, 3, latency["input_size"], latency["input_size"])
     if parent_fn is None:
         row.update(measure.latency(own_fn, example, warmup=latency["warmup"], iters=latency["iters"]))
@@ -99,17 +105,13 @@ def evaluate(
     *,
     batch_size: int,
     threads: int,
-    latency_input: int,
-    warmup: int,
-    iters: int,
-    parent: torch.nn.Module | None = None,
     parent_logits: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
 ) -> tuple[dict, torch.Tensor]:
-    """All metrics of one PyTorch artifact (:func:`metrics`); returns (metrics, test logits).
+    """Accuracy metrics of one PyTorch artifact (:func:`metrics`); returns (metrics, test logits).
 
-    Accuracy runs on ``device`` (an INT8 model on the CPU, where its kernels are); latency is always
-    timed on the CPU, so a latency row means the same thing whichever device the accuracy used.
+    Accuracy runs on ``device`` (an INT8 model on the CPU, where its kernels are); latency is timed
+    by ``benchmark_artifact`` on the CPU, so a latency row means the same thing whichever device the accuracy used.
     """
     torch.set_num_threads(threads)
     on = torch.device("cpu") if devices.is_int8(model) else torch.device(device)
@@ -119,12 +121,9 @@ def evaluate(
         layout.PYTORCH,
         logits,
         test,
-        own_fn=model,
-        parent_fn=parent,
         size_mb=measure.size_mb(model_path),
         params=models.count_params(model),
         threads=threads,
-        latency={"input_size": latency_input, "warmup": warmup, "iters": iters},
         parent_logits=parent_logits,
     )
     row["accuracy_device"] = devices.describe(on)

@@ -70,6 +70,17 @@ OV_RUNTIMES = ("openvino", "openvino-int8", "openvino-qdq")
 TRT_RUNTIMES = ("tensorrt-fp16", "tensorrt-int8", "tensorrt-int8-calib")
 # Runtimes the benchmark rule times on the CPU (TensorRT rows are timed by their own GPU jobs).
 CPU_RUNTIMES = (PYTORCH, *ORT_RUNTIMES, *OV_RUNTIMES)
+# What gets timed, in one place: every CPU runtime's artifact is timed by ``benchmark_artifact``, alone on
+# the cores, and at batch 1 in alternating blocks with the artifact it is compared with (its report
+# parent): the same variant in this runtime. A PyTorch row's parent is the parent variant's model.pt.
+# That job is the only source of the report's latency columns; a new CPU runtime adds one entry here.
+LATENCY_PARENT = {
+    "onnxruntime": PYTORCH,
+    "onnxruntime-int8": "onnxruntime",
+    "openvino": PYTORCH,
+    "openvino-int8": "openvino",
+    "openvino-qdq": "openvino",
+}
 RUNTIMES = (*CPU_RUNTIMES, *TRT_RUNTIMES)
 
 # The file each runtime runs, relative to results/{model}/{variant}/. OpenVINO compiles the ORT QDQ model

@@ -60,17 +60,63 @@ COLUMNS = [
 STATS = {"recommend": "bound", "confidence": 0.95, "alpha": 0.05, "bootstrap_samples": 2000, "latex_interval": "brackets"}
 
 
+#: Columns a row takes from its ``benchmark_artifact`` JSON (batch 1), never from the evaluate job's metrics.
+LATENCY_COLUMNS = (
+    "latency_ms_p50",
+    "latency_ms_p90",
+    "throughput_ips",
+    "parent_latency_ms_p50",
+    "speedup_vs_parent",
+    "threads",
+    "latency_input",
+    "cpu_model",
+    "isa",
+)
+
+
+def exclusive_latency(benchmark_path) -> dict:
+    """The latency columns of one artifact from its ``benchmark_artifact`` JSON: batch 1, timed alone, against its parent.
+
+    Every latency in summary.csv/md, table.tex, the Pareto plot and the recommendation comes from here,
+    so they agree with benchmark.csv's batch-1 row.
+    """
+    rec = files.read_json(benchmark_path)
+    one = [b for b in rec["batches"] if b["batch"] == 1]
+    if not one:
+        raise ValueError(f"{benchmark_path} has no batch-1 timing: rerun benchmark_artifact")
+    b = one[0]
+    return {
+        "latency_ms_p50": b["latency_ms_p50"],
+        "latency_ms_p90": b["latency_ms_p90"],
+        "throughput_ips": b["throughput_ips"],
+        "parent_latency_ms_p50": b.get("parent_latency_ms_p50"),
+        "speedup_vs_parent": b.get("speedup_vs_parent"),
+        "threads": rec["threads"],
+        "latency_input": rec["input_size"],
+        "cpu_model": rec.get("cpu_model"),
+        "isa": rec.get("isa"),
+        "latency_ms_calls": b.get("latency_ms_calls"),
+    }
+
+
 def summarize(
     entries: list[dict], min_speedup: float, max_accuracy_drop: float = 0.01, *, options: dict | None = None, seed: int = 0
 ) -> pd.DataFrame:
-    """``entries``: dicts with model, variant, parent, technique and metrics_path (and repeat_of, seed for repeats).
+    """``entries``: dicts with model, variant, parent, technique and metrics_path (and repeat_of, seed for repeats;
+    benchmark_path: the row's ``benchmark_artifact`` JSON, the source of its latency columns).
 
     ``options``: the config's ``report`` section (:data:`STATS` keys); ``seed`` seeds the latency bootstrap.
     """
     opts = {**STATS, **(options or {})}
     rows, per_class, correct, calls = [], [], [], []
     for e in entries:
-        m = files.read_json(e["metrics_path"])
+        if e.get("skipped"):
+            m = {"runtime": e["runtime"], "skipped": e["skipped"], "note": f"skipped: {e['skipped']}"}
+        else:
+            m = files.read_json(e["metrics_path"])
+        if e.get("benchmark_path"):
+            m = {k: v for k, v in m.items() if k not in (*LATENCY_COLUMNS, "latency_ms_calls")}
+            m.update(exclusive_latency(e["benchmark_path"]))
         row = {k: m.get(k) for k in COLUMNS if k in m}
         row.update(model=e["model"], variant=e["variant"], parent=e["parent"], technique=e["technique"])
         row.update(seed=e.get("seed"), repeat_of=e.get("repeat_of"))
@@ -268,7 +314,7 @@ def write(df: pd.DataFrame, csv_path, md_path) -> None:
         "collapsed_classes",
         "note",
     ]
-    head = f"# compressflow summary\n\nLatency: batch 1, {df.threads.dropna().unique().tolist()} thread(s), input {df.latency_input.dropna().unique().tolist()} px, on {', '.join(df.cpu_model.dropna().unique())} (ISA: {', '.join(df.isa.dropna().unique())}).\nSize in MiB of the saved file. Speed-ups compare each artifact with its parent timed in the same job.\n\n"
+    head = f"# compressflow summary\n\nLatency: batch 1, {sorted({int(t) for t in df.threads.dropna()})} thread(s), input {sorted({int(t) for t in df.latency_input.dropna()})} px, on {', '.join(df.cpu_model.dropna().unique())} (ISA: {', '.join(df.isa.dropna().unique())}).\nSize in MiB of the saved file. Every CPU latency comes from the artifact's `benchmark_artifact` job, which holds all the cores it runs on; speed-ups compare the artifact with its parent timed in alternating blocks in that same job (benchmark.csv, batch 1, has the same numbers).\n\n"
     table = shown[show].astype("object").where(shown[show].notna(), "")
     text = (
         head

@@ -6,6 +6,8 @@ rule benchmark_artifact:
         provenance="results/benchmarks/{model}/{variant}/{runtime}.provenance.json",
     log:
         "logs/benchmarks/{model}/{variant}/{runtime}.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/{runtime}/benchmark_artifact.tsv"
     wildcard_constraints:
         variant=alternation([ROOT, *VARIANTS]),
         runtime=alternation(BENCHMARK_RUNTIMES),
@@ -19,6 +21,7 @@ rule benchmark_artifact:
         model=lambda w: w.model,
         variant=lambda w: w.variant,
         runtime=lambda w: w.runtime,
+        parent_runtime=benchmark_parent_runtime,
         seed=config["seed"],
     script:
         "../scripts/benchmark_artifact.py"
@@ -32,6 +35,8 @@ rule collect_benchmarks:
         md="results/report/benchmark.md",
     log:
         "logs/report/collect_benchmarks.log",
+    benchmark:
+        "results/benchmarks/collect_benchmarks.tsv"
     conda:
         "../envs/report.yaml"
     script:

@@ -14,7 +14,7 @@ os.environ.update(
 sys.path.insert(0, workflow.basedir)
 
 from compressflow import config as cfcheck
-from compressflow import layout, preprocess, repeats, verify
+from compressflow import hostcheck, layout, preprocess, repeats, verify
 from compressflow.errors import CompressflowError
 
 SCHEMA = os.path.join(workflow.basedir, "config", "schema.yaml")
@@ -204,6 +204,8 @@ def all_artifacts():
     for m, v in built_variants():
         out += _outputs([*producers(technique_of(v)), "evaluate"], model=m, variant=v)
     for e in deploy_entries():
+        if e.get("skipped"):
+            continue
         names = ["export_onnx", *RUNTIME_PRODUCERS[e["runtime"]]]
         out += _outputs(
             names, model=e["model"], variant=e["variant"], runtime=e["runtime"]
@@ -317,8 +319,38 @@ def deploy_runtimes():
     return rows
 
 
+TRT_DECISION = os.path.join(".snakemake", "compressflow-tensorrt-auto.json")
+
+
+def trt_skipped():
+    """With deploy.tensorrt.mode auto, why TensorRT is left out of the DAG (None: its jobs run).
+
+    Decided once, by the Snakemake process that parses the workflow and plans the jobs (the login
+    node under SLURM), and recorded in .snakemake/ so that jobs re-parsing on other hosts (remote
+    executors) see the same DAG. Where that host has no GPU but the compute nodes do, set mode: on.
+    No job runs for a skipped runtime; make_report still writes its row, with the reason in `note`.
+    """
+    if TRT["mode"] != "auto":
+        return None
+    if not _TRT_SKIP:
+        reason = hostcheck.tensorrt_skip_reason()
+        if not workflow.is_main_process and os.path.exists(TRT_DECISION):
+            reason = json.loads(Path(TRT_DECISION).read_text())["skipped"]
+        elif workflow.is_main_process:
+            os.makedirs(".snakemake", exist_ok=True)
+            Path(TRT_DECISION).write_text(json.dumps({"skipped": reason}) + "\n")
+        _TRT_SKIP.append(reason)
+    return _TRT_SKIP[0]
+
+
+_TRT_SKIP = []
+
+
 def deploy_entries():
-    """One report row per (model, deployed variant, runtime): the dicts make_report takes."""
+    """One report row per (model, deployed variant, runtime): the dicts make_report takes.
+
+    A TensorRT row that ``trt_skipped`` leaves out of the DAG has ``skipped`` (the reason) and no metrics file.
+    """
     return [
         {
             "model": m,
@@ -327,6 +359,13 @@ def deploy_entries():
             "parent": v if p == "pytorch" else f"{v} [{p}]",
             "technique": t,
             "metrics_path": f"results/{m}/{v}/{r}/metrics.json",
+            **(
+                {
+                    "skipped": f"{trt_skipped()} on the host that planned the jobs (deploy.tensorrt.mode: auto)"
+                }
+                if r in TRT_RUNTIMES and trt_skipped()
+                else {}
+            ),
         }
         for v in DEPLOY_VARIANTS
         for m in models_of(v)
@@ -449,15 +488,34 @@ def benchmark_entries():
     ]
 
 
+def latency_parent(w):
+    """(runtime, artifact) the batch-1 latency is compared with in the same job (layout.LATENCY_PARENT), or None."""
+    if w.runtime == layout.PYTORCH:
+        if w.variant == ROOT:
+            return None
+        return layout.PYTORCH, layout.artifact(w.model, parent_of(w.variant))
+    runtime = layout.LATENCY_PARENT[w.runtime]
+    return runtime, layout.artifact(w.model, w.variant, runtime)
+
+
 def benchmark_inputs(w):
     base = f"results/{w.model}/{w.variant}"
     inputs = {
         "artifact": f"{base}/{BENCHMARK_ARTIFACTS[w.runtime]}",
         "torch_model": f"{base}/model.pt",
     }
-    if BENCHMARK_ARTIFACTS[w.runtime].endswith(".xml"):
-        inputs["weights"] = inputs["artifact"][: -len(".xml")] + ".bin"
+    parent = latency_parent(w)
+    if parent:
+        inputs["parent_artifact"] = parent[1]
+    for key in ("artifact", "parent_artifact"):
+        if inputs.get(key, "").endswith(".xml"):
+            inputs[key.replace("artifact", "weights")] = layout.weights_of(inputs[key])
     return inputs
+
+
+def benchmark_parent_runtime(w):
+    parent = latency_parent(w)
+    return parent[0] if parent else None
 
 
 def benchmark_env(w):

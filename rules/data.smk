@@ -11,6 +11,8 @@ rule prepare_data:
         provenance="results/data/provenance.json",
     log:
         "logs/data/prepare_data.log",
+    benchmark:
+        "results/benchmarks/prepare_data.tsv"
     conda:
         "../envs/torch.yaml"
     params:

@@ -38,10 +38,12 @@ rule evaluate_onnxruntime:
         runtime=alternation(ORT_RUNTIMES),
     conda:
         "../envs/onnx.yaml"
-    # Timing jobs take every core they are given, so nothing else runs beside them.
-    threads: workflow.cores
+    # No timing here (benchmark_artifact times every artifact): the job needs only its threads.
+    threads: min(config["evaluate"]["threads"], workflow.cores)
     params:
-        **timing_params(),
+        batch_size=config["evaluate"]["batch_size"],
+        threads=config["evaluate"]["threads"],
+        seed=config["seed"],
         runtime=lambda w: w.runtime,
     script:
         "../scripts/evaluate_onnxruntime.py"
@@ -56,6 +58,8 @@ rule convert_openvino:
         provenance="results/{model}/{variant}/openvino/provenance.json",
     log:
         "logs/{model}/{variant}/openvino/convert_openvino.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/openvino/convert_openvino.tsv"
     wildcard_constraints:
         variant=alternation(DEPLOY_VARIANTS),
     conda:
@@ -109,6 +113,7 @@ rule evaluate_openvino:
         runtime=alternation(OV_RUNTIMES),
     conda:
         "../envs/openvino.yaml"
+    # Times the two OpenVINO precision hints against each other: nothing else may run beside it.
     threads: workflow.cores
     params:
         **timing_params(),

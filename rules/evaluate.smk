@@ -15,12 +15,11 @@ rule evaluate:
         variant=alternation([ROOT, *VARIANTS]),
     conda:
         "../envs/torch.yaml"
-    # Timing jobs take every core they are given, so nothing else runs beside them.
-    threads: workflow.cores
+    # No timing here (benchmark_artifact times every artifact): the job needs only its torch threads.
+    threads: min(config["evaluate"]["threads"], workflow.cores)
     params:
         batch_size=config["evaluate"]["batch_size"],
         threads=config["evaluate"]["threads"],
-        latency=canonical(config["evaluate"]["latency"]),
         seed=config["seed"],
     script:
         "../scripts/evaluate.py"

@@ -7,6 +7,8 @@ rule fuse:
         provenance="results/{model}/{variant}/provenance.json",
     log:
         "logs/{model}/{variant}/fuse.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/fuse.tsv"
     wildcard_constraints:
         variant=alternation(variants_of("fuse")),
     conda:

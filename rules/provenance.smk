@@ -4,6 +4,8 @@ rule record_environment:
         yml="results/provenance/environment.yml",
     log:
         "logs/provenance/record_environment.log",
+    benchmark:
+        "results/benchmarks/record_environment.tsv"
     conda:
         "../envs/report.yaml"
     params:

@@ -6,6 +6,8 @@ rule dynamic:
         provenance="results/{model}/{variant}/provenance.json",
     log:
         "logs/{model}/{variant}/dynamic.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/dynamic.tsv"
     wildcard_constraints:
         variant=alternation(variants_of("dynamic")),
     conda:
@@ -54,6 +56,8 @@ rule ptq:
         provenance="results/{model}/{variant}/provenance.json",
     log:
         "logs/{model}/{variant}/ptq.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/ptq.tsv"
     wildcard_constraints:
         variant=alternation(variants_of("ptq")),
     conda:
@@ -161,6 +165,8 @@ rule layer_error:
         provenance="results/{model}/{variant}/layer_error_provenance.json",
     log:
         "logs/{model}/{variant}/layer_error.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/layer_error.tsv"
     wildcard_constraints:
         variant=alternation(quantized_variants()),
     conda:

@@ -1,13 +1,14 @@
 rule make_report:
     input:
         metrics=[f"results/{m}/{v}/metrics.json" for m, v in built_variants()]
-        + [e["metrics_path"] for e in deploy_entries()],
+        + [e["metrics_path"] for e in deploy_entries() if not e.get("skipped")],
         sensitivity=[
             f"results/{m}/sensitivity/sensitivity.csv" for m in sensitivity_models()
         ],
         layer_error=[
             f"results/{m}/{v}/layer_error.csv" for m, v in layer_error_tables()
         ],
+        benchmarks=[e["json"] for e in benchmark_entries()],
     output:
         csv=report(
             "results/report/summary.csv",
@@ -38,6 +39,8 @@ rule make_report:
         ),
     log:
         "logs/report/make_report.log",
+    benchmark:
+        "results/benchmarks/make_report.tsv"
     conda:
         "../envs/report.yaml"
     params:
@@ -48,11 +51,34 @@ rule make_report:
                 "parent": "" if v == ROOT else parent_of(v),
                 "technique": technique_of(v),
                 **repeat_info(v),
+                "benchmark_path": layout.benchmark_json(m, v, layout.PYTORCH),
             }
             for m, v in built_variants()
         ]
         + [
-            {k: e[k] for k in ("model", "variant", "parent", "technique")}
+            {
+                **{
+                    k: e[k]
+                    for k in (
+                        "model",
+                        "variant",
+                        "runtime",
+                        "parent",
+                        "technique",
+                        "skipped",
+                    )
+                    if k in e
+                },
+                **(
+                    {
+                        "benchmark_path": layout.benchmark_json(
+                            e["model"], e["variant"], e["runtime"]
+                        )
+                    }
+                    if e["runtime"] in BENCHMARK_ARTIFACTS
+                    else {}
+                ),
+            }
             for e in deploy_entries()
         ],
         sensitivity_models=sensitivity_models(),

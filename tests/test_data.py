@@ -134,7 +134,12 @@ def test_near_chance_is_flagged_in_the_log_and_the_summary(tmp_path, capsys):
     files.save_tensors(test, tmp_path / "test.pt")
     outputs = {"logits": d / "test_logits.pt", "metrics": d / "metrics.json"}
     lat = {"input_size": 8, "warmup": 1, "iters": 2}
-    evaluate({"model": d / "model.pt", "test": tmp_path / "test.pt"}, outputs, {"batch_size": 128, "threads": 1, "latency": lat}, 1)
+    evaluate(
+        {"model": d / "model.pt", "test": tmp_path / "test.pt"},
+        outputs,
+        {"batch_size": 128, "threads": 1, "latency": lat, "device": "cpu"},
+        1,
+    )
     err = capsys.readouterr().err
     assert "WARNING: FP32 accuracy of mynet is near chance" in err and "dataset.preprocess" in err
     metrics = json.loads(outputs["metrics"].read_text())

@@ -23,7 +23,7 @@ def test_artifacts_metrics_and_report(tiny_run):
         m = json.loads((d / "metrics.json").read_text())
         assert 0.6 < m["top1"] <= 1.0 and m["top1"] <= m["top5"]
         assert m["n_test"] == 360 and m["params"] > 11_000_000
-        assert 30 < m["size_mb"] < 60 and m["latency_ms_p50"] > 0 and m["cpu_model"]
+        assert 30 < m["size_mb"] < 60 and "latency_ms_p50" not in m and m["cpu_model"]
     fused = json.loads((tiny_run / "results/resnet18/fused/metrics.json").read_text())
     assert fused["top1_agreement_vs_parent"] >= 0.997 and fused["max_abs_diff_vs_parent"] < 1e-3
     df = pd.read_csv(tiny_run / "results/report/summary.csv")

@@ -53,9 +53,7 @@ def deployed(tmp_path_factory):
     model = models.build("resnet18", 10)
     train.fit(model, splits["train"], epochs=3, lr=0.05, batch_size=64, seed=0, desc="test")
     artifacts.save_model(model.eval(), recipes.base_recipe("resnet18", 10), d / "model.pt")
-    torch_metrics, logits = ev.evaluate(
-        model, splits["test"], d / "model.pt", batch_size=256, threads=1, latency_input=32, warmup=0, iters=1, parent=model
-    )
+    torch_metrics, logits = ev.evaluate(model, splits["test"], d / "model.pt", batch_size=256, threads=1)
     files.save_tensors(logits, d / "test_logits.pt")
     export_onnx(d)
     int8 = {"calibrate_method": "MinMax", "per_channel": True, "activation_type": "QUInt8", "reduce_range": "auto"}
@@ -84,8 +82,8 @@ def _check_row(m, torch_metrics, runtime, parent_runtime, min_agreement):
     assert m["n_test"] == torch_metrics["n_test"] and m["params"] == torch_metrics["params"]
     assert m["top1_agreement_vs_parent"] >= min_agreement
     assert abs(m["top1"] - torch_metrics["top1"]) <= 1 - min_agreement + 1e-9
-    assert m["speedup_vs_parent"] == pytest.approx(m["parent_latency_ms_p50"] / m["latency_ms_p50"])
-    assert m["latency_input"] == LATENCY["input_size"] and m["threads"] == 1
+    # Not timed here: benchmark_artifact is the one source of CPU latencies (tests/test_latency_source.py).
+    assert "latency_ms_p50" not in m and "speedup_vs_parent" not in m and m["threads"] == 1
 
 
 def test_onnxruntime_fp32_row(deployed, tmp_path):

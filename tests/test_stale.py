@@ -66,7 +66,9 @@ def test_rebuilt_identical_splits_retrain_nothing(tiny_copy):
     after = _state(tiny_copy)
     # Nothing else was rewritten; the data's own record is new only where it names the commit that
     # ran it, and records the same output hashes.
-    assert {k: v for k, v in after.items() if k != str(record)} == {k: v for k, v in before.items() if k != str(record)}
+    # prepare_data's own Snakemake benchmark: file (.tsv) holds the forced job's wall time: it changes.
+    kept = lambda state: {k: v for k, v in state.items() if k != str(record) and not k.endswith("/prepare_data.tsv")}  # noqa: E731
+    assert kept(after) == kept(before)
     assert json.loads(record.read_text())["outputs"] == outputs
     assert _planned_jobs(tiny_copy) == set()
 

@@ -1,4 +1,5 @@
-"""Rule ``benchmark_artifact``: latency percentiles, throughput, peak memory and MACs of one artifact, timed alone."""
+"""Rule ``benchmark_artifact``: latency percentiles, throughput, peak memory and MACs of one artifact, timed alone
+(at batch 1 in alternating blocks with its parent): the report's only source of CPU latencies."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ def benchmark_artifact(inputs, outputs, params, threads):
         input_size=b["input_size"],
         threads=b["threads"],
         ov_precision=params.get("ov_precision", "f32"),
+        parent=(params["parent_runtime"], inputs["parent_artifact"]) if inputs.get("parent_artifact") else None,
     )
     out = {"model": params["model"], "variant": params["variant"], **out, "job_threads": threads}
     files.write_json(out, outputs["json"])

@@ -1,4 +1,4 @@
-"""Rule ``evaluate``: accuracy, agreement with the parent and latency of one PyTorch artifact."""
+"""Rule ``evaluate``: accuracy and agreement with the parent of one PyTorch artifact (benchmark_artifact times it)."""
 
 from __future__ import annotations
 
@@ -13,25 +13,19 @@ def evaluate(inputs, outputs, params, threads):
     model, _ = artifacts.load_model(inputs["model"])
     dev = device.use("cpu" if device.is_int8(model) else params["device"])  # INT8 kernels are CPU kernels
     test = data.load_split(inputs["test"])
-    parent, parent_logits = None, None
-    if inputs.get("parent_model"):
-        parent, _ = artifacts.load_model(inputs["parent_model"])
+    parent_logits = None
+    if inputs.get("parent_logits"):
         parent_logits = files.load_tensors(inputs["parent_logits"], "parent logits")
-    lat = params["latency"]
     metrics, logits = ev.evaluate(
         model,
         test,
         inputs["model"],
         batch_size=params["batch_size"],
         threads=params["threads"],
-        latency_input=lat["input_size"],
-        warmup=lat["warmup"],
-        iters=lat["iters"],
-        parent=parent,
         parent_logits=parent_logits,
         device=dev,
     )
-    if parent is None:  # the FP32 baseline
+    if parent_logits is None:  # the FP32 baseline
         n, k, classes = metrics["n_test"], round(metrics["top1"] * metrics["n_test"]), len(test["classes"])
         if stats.near_chance(k, n, classes):
             line = stats.near_chance_message(Path(inputs["model"]).parent.parent.name, metrics["top1"], n, classes)
