@@ -20,6 +20,7 @@ from torch.nn.utils import prune as tprune
 from compressflow import evaluate as ev
 from compressflow import measure, models
 from compressflow.errors import CompressflowError
+from compressflow.unsupported import Unsupported
 
 L1_NOTE = (
     "unstructured sparsity: tensors keep their dense shapes and dense CPU kernels do the same work, "
@@ -199,6 +200,7 @@ def prune_channels(
         raise CompressflowError(f"importance '{importance}'", f"use one of: {', '.join(IMPORTANCE_P)}")
     ignored = resolve_ignored(model, ignored_layers)
     model.eval()
+    before = _unrecorded_shapes(model)
     example = torch.zeros(1, 3, input_size, input_size)
     # The dependency graph is traced through autograd: it must be built with gradients on.
     with torch.enable_grad():
@@ -212,9 +214,39 @@ def prune_channels(
         )
         for step in range(int(iterative_steps)):
             pruner.step()
+            check_recordable(model, before)
             if between_steps is not None and step < int(iterative_steps) - 1:
                 between_steps(step, model)
     return model.eval()
+
+
+RECORDED = (nn.Conv2d, nn.BatchNorm2d, nn.Linear)
+
+
+def _unrecorded_shapes(model: nn.Module) -> dict:
+    """Shapes of the parameters and buffers the recipe cannot record (those of modules other than Conv2d/BatchNorm2d/Linear)."""
+    out = {}
+    for name, m in model.named_modules():
+        if isinstance(m, RECORDED):
+            continue
+        for pname, t in [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]:
+            if t is not None:
+                out[f"{name}.{pname}" if name else pname] = (type(m).__name__, tuple(t.shape))
+    return out
+
+
+def check_recordable(model: nn.Module, before: dict) -> None:
+    """Torch-Pruning resized a layer the recipe cannot rebuild: a known limit of this architecture, not a bug."""
+    after = _unrecorded_shapes(model)
+    changed = [(k, before[k][0]) for k in before if k in after and after[k][1] != before[k][1]]
+    if changed:
+        names = ", ".join(f"'{k}' ({t})" for k, t in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise Unsupported(
+            "prune_channels",
+            names,
+            "Torch-Pruning resized it, and the model recipe can only rebuild pruned Conv2d/BatchNorm2d/Linear layers",
+            "add those modules (or their blocks) to ignored_layers, or use prune_l1 / the runtimes' INT8 for this model",
+        )
 
 
 def split_epochs(total: int, steps: int) -> list[int]:
