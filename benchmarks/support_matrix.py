@@ -72,6 +72,9 @@ def _model(arch: str, kwargs: dict) -> tuple[torch.nn.Module, dict]:
         model(_SETTLE)
     for bn in bns:
         bn.momentum = 0.1
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    if not head.weight.any():  # torchvision's ViT zero-initialises its head: every logit would be 0
+        torch.nn.init.normal_(head.weight, std=0.02)
     return model.eval(), recipes.base_recipe(arch, 10, kwargs)
 
 
@@ -223,7 +226,8 @@ def doc(rows) -> str:
         "`rel_max_abs_diff` is the largest logit difference from FP32 over the largest FP32 logit, `sqnr_db` the "
         "signal-to-quantization-noise ratio of the INT8 logits against FP32 in dB (higher is closer; random weights "
         "make it lower than a trained model's), `params_ratio` the parameters kept by 50% channel pruning. "
-        "BatchNorm statistics are set from 32 training images first (at init they leave some networks' logits near zero).",
+        "BatchNorm statistics are set from 32 training images first (at init they leave some networks' logits near zero), "
+        "and a zero-initialised classifier (ViT's) gets N(0, 0.02) weights.",
         "",
         "An `unsupported` cell is what the workflow does too: that variant (and every variant and runtime row built "
         "from it) gets a report row saying so, with the reason and the fix, and the rest of the run finishes.",
@@ -246,7 +250,11 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="benchmarks/support_matrix.csv")
     ap.add_argument("--doc", default=None, help="also write the markdown matrix here (e.g. docs/support.md)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--doc-only", action="store_true", help="only rewrite --doc from the CSV at --out")
     a = ap.parse_args(argv)
+    if a.doc_only:
+        Path(a.doc).write_text(doc(read_csv(a.out)))
+        return
     torch.set_num_threads(a.threads)
     rows = matrix(a.archs.split(","), a.cells.split(","))
     write_csv(rows, a.out)

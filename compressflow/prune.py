@@ -126,8 +126,13 @@ def resolve_ignored(model: nn.Module, names) -> list[str]:
     return sorted(set(names or []) | {classifier_name(model)})
 
 
+# Modules whose own (direct) parameters are used elementwise only, so a parameter of the recorded shape
+# rebuilds them exactly (torchvision ConvNeXt's per-channel layer_scale).
+ELEMENTWISE_PARAM_MODULES = ("CNBlock",)
+
+
 def record_shapes(model: nn.Module) -> dict:
-    """Plain-data shapes of every Conv2d/BatchNorm2d/Linear, enough to rebuild the pruned tree."""
+    """Plain-data shapes of every Conv2d/BatchNorm2d/Linear/LayerNorm (and elementwise block parameters), enough to rebuild the pruned tree."""
     shapes = {}
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
@@ -136,6 +141,10 @@ def record_shapes(model: nn.Module) -> dict:
             shapes[name] = {"type": "BatchNorm2d", "num_features": m.num_features}
         elif isinstance(m, nn.Linear):
             shapes[name] = {"type": "Linear", "in": m.in_features, "out": m.out_features, "bias": m.bias is not None}
+        elif isinstance(m, nn.LayerNorm):
+            shapes[name] = {"type": type(m).__name__, "layer_norm": list(m.normalized_shape), "affine": m.elementwise_affine}
+        elif type(m).__name__ in ELEMENTWISE_PARAM_MODULES:
+            shapes[name] = {"type": type(m).__name__, "params": {k: list(p.shape) for k, p in m.named_parameters(recurse=False)}}
     return shapes
 
 
@@ -161,6 +170,12 @@ def rebuild(model: nn.Module, transform: dict) -> nn.Module:
                 bias=s["bias"],
                 padding_mode=old.padding_mode,
             )
+        elif "params" in s:  # elementwise block parameters: a tensor of the recorded shape, loaded afterwards
+            for pname, shape in s["params"].items():
+                setattr(old, pname, nn.Parameter(torch.empty(shape)))
+            continue
+        elif "layer_norm" in s:
+            new = type(old)(s["layer_norm"], eps=old.eps, elementwise_affine=s["affine"], bias=old.bias is not None)
         elif s["type"] == "BatchNorm2d":
             new = nn.BatchNorm2d(
                 s["num_features"], eps=old.eps, momentum=old.momentum, affine=old.affine, track_running_stats=old.track_running_stats
@@ -220,14 +235,14 @@ def prune_channels(
     return model.eval()
 
 
-RECORDED = (nn.Conv2d, nn.BatchNorm2d, nn.Linear)
+RECORDED = (nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.LayerNorm)
 
 
 def _unrecorded_shapes(model: nn.Module) -> dict:
     """Shapes of the parameters and buffers the recipe cannot record (those of modules other than Conv2d/BatchNorm2d/Linear)."""
     out = {}
     for name, m in model.named_modules():
-        if isinstance(m, RECORDED):
+        if isinstance(m, RECORDED) or type(m).__name__ in ELEMENTWISE_PARAM_MODULES:
             continue
         for pname, t in [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]:
             if t is not None:
@@ -244,7 +259,7 @@ def check_recordable(model: nn.Module, before: dict) -> None:
         raise Unsupported(
             "prune_channels",
             names,
-            "Torch-Pruning resized it, and the model recipe can only rebuild pruned Conv2d/BatchNorm2d/Linear layers",
+            "Torch-Pruning resized it, and the model recipe can only rebuild pruned Conv2d/BatchNorm2d/Linear/LayerNorm layers",
             "add those modules (or their blocks) to ignored_layers, or use prune_l1 / the runtimes' INT8 for this model",
         )
 

@@ -136,7 +136,7 @@ def test_load_state_names_mismatches():
 
 
 def test_unknown_arch():
-    with pytest.raises(CompressflowError, match="unknown model architecture 'vgg'"):
+    with pytest.raises(CompressflowError, match="unknown architecture 'vgg'.*did you mean vgg"):
         models.build("vgg", 10)
 
 
@@ -236,7 +236,7 @@ def _config():
         (lambda c: c.update(bogus=1), "unknown key(s) ['bogus']"),
         (lambda c: c["dataset"].update(input_size="big"), "dataset.input_size"),
         (lambda c: c["dataset"].update(kind="mnist"), "allowed values: digits, imagefolder"),
-        (lambda c: c["models"]["resnet18"].update(arch="vgg16"), "allowed values: resnet18"),
+        (lambda c: c["models"]["resnet18"].update(arch="vgg61"), "models.resnet18.arch: unknown architecture 'vgg61'"),
         (lambda c: c["models"]["resnet18"]["train"].update(epochs=-1), "models.resnet18.train.epochs"),
         (lambda c: c["variants"].update(x={"from": "nope", "technique": "fuse"}), "names 'nope'"),
         (lambda c: c["variants"].update(fp32={"from": "fused", "technique": "fuse"}), "reserved"),
