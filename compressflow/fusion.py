@@ -29,9 +29,8 @@ def fold_bn(model: nn.Module) -> tuple[nn.Module, list[list[str]]]:
     model = model.eval()
     pairs = find_conv_bn_pairs(model)
     if not pairs:
-        norms = sorted(
-            {type(m).__name__ for m in model.modules() if isinstance(m, (nn.LayerNorm, nn.GroupNorm)) or "Norm" in type(m).__name__}
-        )
+        norm_types = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
+        norms = sorted({type(m).__name__ for m in model.modules() if isinstance(m, norm_types)})
         raise Unsupported(
             "fuse",
             f"{type(model).__name__} (no Conv2d followed by BatchNorm2d" + (f"; its norms are {', '.join(norms)}" if norms else "") + ")",
