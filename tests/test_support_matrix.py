@@ -39,4 +39,8 @@ def test_regenerated_subset_matches_the_csv():
         old = want[(row["arch"], row["cell"])]
         assert row["status"] == old["status"] and row["reason"] == old["reason"], (row, old)
         if row["status"] == "ok":
-            assert math.isclose(float(row["value"]), float(old["value"]), rel_tol=0.05, abs_tol=1e-6), (row, old)
+            new_v, old_v = float(row["value"]), float(old["value"])
+            if row["metric"] == "rel_max_abs_diff":  # float rounding: its size moves with the thread count, its bound does not
+                assert new_v < 1e-3 and old_v < 1e-3, (row, old)
+            else:  # sqnr_db, params_ratio
+                assert math.isclose(new_v, old_v, rel_tol=0.05, abs_tol=0.5 if row["metric"] == "sqnr_db" else 1e-3), (row, old)
