@@ -139,6 +139,8 @@ def collect(paths):
     rows = []
     for path in paths:
         rec = files.read_json(path)
+        if rec.get("status") == "unsupported":  # the artifact was never built; the summary report has its row and reason
+            continue
         base = {
             k: rec[k] for k in ("model", "variant", "runtime", "precision", "macs", "params", "input_size", "threads", "cpu_model", "isa")
         }

@@ -206,3 +206,27 @@ def packages_digest(cache_path=None) -> str:
         except OSError:
             pass
     return digest
+
+
+def user_code_digest(module: str, code_path: str | None) -> str:
+    """A model's own code (``module`` + the files under ``code_path``) as one hash: an edit reruns that model's jobs.
+
+    Python sources count by their normalised form (comments and formatting change nothing); other
+    files (configs, data the module reads) by their bytes. Caches and hidden folders are left out.
+    """
+    h = hashlib.sha256(module.encode())
+    root = Path(code_path) if code_path else None
+    if root is not None and root.is_dir():
+        for path in sorted(root.rglob("*")):
+            rel = path.relative_to(root)
+            if not path.is_file() or any(part.startswith(".") or part == "__pycache__" for part in rel.parts) or path.suffix == ".pyc":
+                continue
+            h.update(str(rel.as_posix()).encode() + b"\0")
+            data = path.read_bytes()
+            if path.suffix == ".py":
+                try:
+                    data = normalised(data.decode("utf-8")).encode()
+                except (SyntaxError, UnicodeDecodeError, ValueError):
+                    pass  # not parseable: its bytes count (the job will fail on it anyway)
+            h.update(hashlib.sha256(data).digest())
+    return h.hexdigest()[:16]

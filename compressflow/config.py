@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 from jsonschema import Draft202012Validator
 
-from compressflow import layout
+from compressflow import layout, modelspec
 from compressflow.errors import CompressflowError
 from compressflow.layout import ROOT_VARIANT
 
@@ -227,7 +227,7 @@ def check_distill(variants: dict, model_specs: dict, root: str) -> None:
         if src is None and spec["from"] == root:
             for model in spec.get("models", list(model_specs)):
                 m = model_specs[model]
-                if same_student(spec["student"], m["arch"], m.get("arch_kwargs", {})):
+                if same_student(spec["student"], m.get("arch"), m.get("arch_kwargs", {})):
                     raise CompressflowError(
                         f"variants.{name}: the student ({spec['student']['arch']} {spec['student'].get('arch_kwargs') or {}}) is the same network as the teacher '{model}'",
                         "pick a smaller student (e.g. mobilenet_v2 with arch_kwargs {width_mult: 0.5}), use student_from, or restrict the variant with models:",
@@ -246,6 +246,7 @@ def check_inputs(config: dict) -> str | None:
         raise CompressflowError(f"dataset.splits sum to {total:g}", "make train + calib + val + test = 1")
     if ds["kind"] == "imagefolder" and not ds.get("root"):
         raise CompressflowError("dataset.kind is 'imagefolder' but dataset.root is not set", "set dataset.root to your image folder")
+    check_models(config)
     checkpoints = any(spec.get("checkpoint") for spec in config["models"].values())
     if ds["kind"] == "digits" and not checkpoints:
         return None  # nothing to open: keeps parsing (and `snakemake -n`) free of the torch import
@@ -257,10 +258,36 @@ def check_inputs(config: dict) -> str | None:
         manifest, n_classes = data.manifest_digest(entries), len(classes)
     for name, spec in config["models"].items():
         if spec.get("checkpoint"):
-            state = recipes.read_state_dict(spec["checkpoint"], f"models.{name}.checkpoint")
-            model = models.build(spec["arch"], n_classes, **spec.get("arch_kwargs", {}))
-            recipes.load_state(model, state, spec["checkpoint"])
+            what = f"models.{name}.checkpoint"
+            state = recipes.read_state_dict(spec["checkpoint"], what, spec.get("checkpoint_key"))
+            model = models.build(spec.get("arch"), n_classes, **recipes.model_source(spec), **spec.get("arch_kwargs", {}))
+            recipes.load_state(model, state, spec["checkpoint"], num_classes=n_classes)
     return manifest
+
+
+def check_models(config: dict) -> None:
+    """Each model names something that builds: a torchvision/own architecture, or an importable user factory."""
+    for name, spec in config["models"].items():
+        where = f"models.{name}"
+        if spec.get("arch") and spec.get("module"):
+            raise CompressflowError(
+                f"{where} has both 'arch' and 'module'", "keep one: arch for a torchvision model, module for your own code"
+            )
+        if spec.get("code_path") and not spec.get("module"):
+            raise CompressflowError(f"{where}.code_path is set without 'module'", "add module: 'package.module:factory' or drop code_path")
+        if spec.get("module"):
+            code_path = spec.get("code_path")
+            if code_path and not Path(code_path).is_dir():
+                raise CompressflowError(
+                    f"{where}.code_path '{code_path}' is not a directory", "point it at the folder that holds your package"
+                )
+            modelspec.load_factory(spec["module"], code_path, f"{where}.module")
+        else:
+            modelspec.check_arch(spec["arch"], f"{where}.arch")
+    for vname, spec in (config.get("variants") or {}).items():
+        student = spec.get("student") if isinstance(spec, dict) else None
+        if isinstance(student, dict) and student.get("arch"):
+            modelspec.check_arch(student["arch"], f"variants.{vname}.student.arch")
 
 
 def check_writable(workdir) -> None:

@@ -7,7 +7,7 @@ from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from compressflow import models
-from compressflow.errors import CompressflowError
+from compressflow.unsupported import Unsupported
 
 
 def find_conv_bn_pairs(model: nn.Module) -> list[list[str]]:
@@ -29,7 +29,14 @@ def fold_bn(model: nn.Module) -> tuple[nn.Module, list[list[str]]]:
     model = model.eval()
     pairs = find_conv_bn_pairs(model)
     if not pairs:
-        raise CompressflowError("the model has no Conv2d followed by BatchNorm2d to fuse", "drop the 'fuse' variant for this model")
+        norm_types = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._NormBase)
+        norms = sorted({type(m).__name__ for m in model.modules() if isinstance(m, norm_types)})
+        raise Unsupported(
+            "fuse",
+            f"{type(model).__name__} (no Conv2d followed by BatchNorm2d" + (f"; its norms are {', '.join(norms)}" if norms else "") + ")",
+            "BN folding needs a BatchNorm2d right after a Conv2d",
+            "drop the fuse variant for this model (restrict it with models:); quantization and the runtimes fold what they can themselves",
+        )
     for conv_name, bn_name in pairs:
         fused = fuse_conv_bn_eval(model.get_submodule(conv_name), model.get_submodule(bn_name))
         models.set_submodule(model, conv_name, fused)

@@ -1,12 +1,19 @@
-"""Architectures the workflow knows, built without pretrained weights (no download)."""
+"""Architectures the workflow builds, without pretrained weights (no download).
+
+``arch`` is any torchvision classification model by name (``torchvision.models.get_model``) or
+``lstm`` (our own); ``module: "package.module:factory"`` with ``code_path`` builds the user's own
+``nn.Module`` as ``factory(num_classes=..., **arch_kwargs)``.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision import models as tvm
 
 from compressflow.errors import CompressflowError
+from compressflow.modelspec import add_code_path, check_arch, load_factory
+
+__all__ = ["build", "count_params", "set_submodule", "add_code_path", "check_arch", "load_factory", "RowLSTM"]
 
 
 class RowLSTM(nn.Module):
@@ -24,28 +31,40 @@ class RowLSTM(nn.Module):
         return self.fc(out[:, -1])
 
 
-def _resnet18(num_classes: int, **_):
-    return tvm.resnet18(weights=None, num_classes=num_classes)
-
-
-def _mobilenet_v2(num_classes: int, width_mult: float = 1.0, **_):
-    return tvm.mobilenet_v2(weights=None, num_classes=num_classes, width_mult=width_mult)
-
-
 def _lstm(num_classes: int, hidden: int = 64, **_):
     return RowLSTM(num_classes, hidden=hidden)
 
 
-ARCHS = {"resnet18": _resnet18, "mobilenet_v2": _mobilenet_v2, "lstm": _lstm}
+OWN_ARCHS = {"lstm": _lstm}
+ARCHS = OWN_ARCHS  # the same dict (tests register toy architectures here)
 
 
-def build(arch: str, num_classes: int, **kwargs) -> nn.Module:
-    """A freshly initialised model; ``kwargs`` are architecture options (e.g. width_mult)."""
-    if arch not in ARCHS:
-        raise CompressflowError(f"unknown model architecture '{arch}'", f"use one of: {', '.join(sorted(ARCHS))}")
+def build(arch: str, num_classes: int, *, module: str | None = None, code_path: str | None = None, **kwargs) -> nn.Module:
+    """A freshly initialised model; ``kwargs`` are architecture options (``arch_kwargs``, e.g. width_mult)."""
     if num_classes < 2:
-        raise CompressflowError(f"num_classes={num_classes} for '{arch}'", "a classifier needs at least 2 classes")
-    return ARCHS[arch](num_classes, **kwargs)
+        raise CompressflowError(f"num_classes={num_classes} for '{module or arch}'", "a classifier needs at least 2 classes")
+    if module:
+        fn, what = load_factory(module, code_path), f"module '{module}'"
+    elif arch in OWN_ARCHS:
+        fn, what = OWN_ARCHS[arch], f"'{arch}'"
+    else:
+        check_arch(arch, "model")
+        from torchvision import models as tvm
+
+        def fn(num_classes, **kw):
+            return tvm.get_model(arch, weights=None, num_classes=num_classes, **kw)
+
+        what = f"torchvision '{arch}'"
+    try:
+        model = fn(num_classes=num_classes, **kwargs)
+    except TypeError as exc:
+        raise CompressflowError(
+            f"{what} does not take arch_kwargs {sorted(kwargs)} ({exc})",
+            "fix or drop arch_kwargs (they are passed to the model's constructor)",
+        ) from exc
+    if not isinstance(model, nn.Module):
+        raise CompressflowError(f"{what} returned {type(model).__name__}, not a torch.nn.Module", "make the factory return the model")
+    return model
 
 
 def count_params(model: nn.Module) -> int:

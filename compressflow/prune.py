@@ -20,6 +20,7 @@ from torch.nn.utils import prune as tprune
 from compressflow import evaluate as ev
 from compressflow import measure, models
 from compressflow.errors import CompressflowError
+from compressflow.unsupported import Unsupported
 
 L1_NOTE = (
     "unstructured sparsity: tensors keep their dense shapes and dense CPU kernels do the same work, "
@@ -125,8 +126,13 @@ def resolve_ignored(model: nn.Module, names) -> list[str]:
     return sorted(set(names or []) | {classifier_name(model)})
 
 
+# Modules whose own (direct) parameters are used elementwise only, so a parameter of the recorded shape
+# rebuilds them exactly (torchvision ConvNeXt's per-channel layer_scale).
+ELEMENTWISE_PARAM_MODULES = ("CNBlock",)
+
+
 def record_shapes(model: nn.Module) -> dict:
-    """Plain-data shapes of every Conv2d/BatchNorm2d/Linear, enough to rebuild the pruned tree."""
+    """Plain-data shapes of every Conv2d/BatchNorm2d/Linear/LayerNorm (and elementwise block parameters), enough to rebuild the pruned tree."""
     shapes = {}
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
@@ -135,6 +141,10 @@ def record_shapes(model: nn.Module) -> dict:
             shapes[name] = {"type": "BatchNorm2d", "num_features": m.num_features}
         elif isinstance(m, nn.Linear):
             shapes[name] = {"type": "Linear", "in": m.in_features, "out": m.out_features, "bias": m.bias is not None}
+        elif isinstance(m, nn.LayerNorm):
+            shapes[name] = {"type": type(m).__name__, "layer_norm": list(m.normalized_shape), "affine": m.elementwise_affine}
+        elif type(m).__name__ in ELEMENTWISE_PARAM_MODULES:
+            shapes[name] = {"type": type(m).__name__, "params": {k: list(p.shape) for k, p in m.named_parameters(recurse=False)}}
     return shapes
 
 
@@ -160,6 +170,12 @@ def rebuild(model: nn.Module, transform: dict) -> nn.Module:
                 bias=s["bias"],
                 padding_mode=old.padding_mode,
             )
+        elif "params" in s:  # elementwise block parameters: a tensor of the recorded shape, loaded afterwards
+            for pname, shape in s["params"].items():
+                setattr(old, pname, nn.Parameter(torch.empty(shape)))
+            continue
+        elif "layer_norm" in s:
+            new = type(old)(s["layer_norm"], eps=old.eps, elementwise_affine=s["affine"], bias=old.bias is not None)
         elif s["type"] == "BatchNorm2d":
             new = nn.BatchNorm2d(
                 s["num_features"], eps=old.eps, momentum=old.momentum, affine=old.affine, track_running_stats=old.track_running_stats
@@ -199,6 +215,7 @@ def prune_channels(
         raise CompressflowError(f"importance '{importance}'", f"use one of: {', '.join(IMPORTANCE_P)}")
     ignored = resolve_ignored(model, ignored_layers)
     model.eval()
+    before = _unrecorded_shapes(model)
     example = torch.zeros(1, 3, input_size, input_size)
     # The dependency graph is traced through autograd: it must be built with gradients on.
     with torch.enable_grad():
@@ -212,9 +229,39 @@ def prune_channels(
         )
         for step in range(int(iterative_steps)):
             pruner.step()
+            check_recordable(model, before)
             if between_steps is not None and step < int(iterative_steps) - 1:
                 between_steps(step, model)
     return model.eval()
+
+
+RECORDED = (nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.LayerNorm)
+
+
+def _unrecorded_shapes(model: nn.Module) -> dict:
+    """Shapes of the parameters and buffers the recipe cannot record (those of modules other than Conv2d/BatchNorm2d/Linear)."""
+    out = {}
+    for name, m in model.named_modules():
+        if isinstance(m, RECORDED) or type(m).__name__ in ELEMENTWISE_PARAM_MODULES:
+            continue
+        for pname, t in [*m.named_parameters(recurse=False), *m.named_buffers(recurse=False)]:
+            if t is not None:
+                out[f"{name}.{pname}" if name else pname] = (type(m).__name__, tuple(t.shape))
+    return out
+
+
+def check_recordable(model: nn.Module, before: dict) -> None:
+    """Torch-Pruning resized a layer the recipe cannot rebuild: a known limit of this architecture, not a bug."""
+    after = _unrecorded_shapes(model)
+    changed = [(k, before[k][0]) for k in before if k in after and after[k][1] != before[k][1]]
+    if changed:
+        names = ", ".join(f"'{k}' ({t})" for k, t in changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise Unsupported(
+            "prune_channels",
+            names,
+            "Torch-Pruning resized it, and the model recipe can only rebuild pruned Conv2d/BatchNorm2d/Linear/LayerNorm layers",
+            "add those modules (or their blocks) to ignored_layers, or use prune_l1 / the runtimes' INT8 for this model",
+        )
 
 
 def split_epochs(total: int, steps: int) -> list[int]:

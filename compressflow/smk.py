@@ -12,7 +12,7 @@ import errno
 import sys
 from pathlib import Path
 
-from compressflow import files, provenance, verify
+from compressflow import files, provenance, unsupported, verify
 from compressflow.errors import CompressflowError
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -54,7 +54,15 @@ def run(smk, step) -> None:
         try:
             verify.inputs(inputs)  # nothing is built from an artifact whose bytes changed since it was made
             _data_workers(smk)
-            step(inputs, outputs, params, smk.threads)
+            if not _propagate_unsupported(smk, inputs, outputs, log):
+                step(inputs, outputs, params, smk.threads)
+        except unsupported.Unsupported as exc:
+            # A known limitation of this technique on this architecture: this variant says so, the run goes on.
+            line = f"compressflow: unsupported in rule {smk.rule} ({_where(smk)}): {exc}"
+            print(line, file=log)
+            if log is not console:
+                print(line, file=console)
+            unsupported.write_markers(outputs, exc.reason, exc.fix, extra_json=_unsupported_metrics(smk, exc.reason, exc.fix))
         except (OSError, RuntimeError) as exc:
             disk = _disk_error(exc)
             if disk is None:
@@ -62,7 +70,7 @@ def run(smk, step) -> None:
             where = disk.filename or ", ".join(map(str, outputs.values()))
             raise CompressflowError(f"cannot write '{where}': {disk.strerror}", DISK_ERRORS[disk.errno]) from exc
     except CompressflowError as exc:
-        line = f"compressflow error in rule {smk.rule} ({', '.join(f'{k}={v}' for k, v in smk.wildcards.items())}): {exc}"
+        line = f"compressflow error in rule {smk.rule} ({_where(smk)}): {exc}"
         print(line, file=log)
         if log is not console:
             print(line, file=console)
@@ -89,6 +97,34 @@ def _device_used(params: dict) -> str | None:
     from compressflow import device
 
     return device.used() or "cpu"
+
+
+# Rules that gather many variants' records: an unsupported record among their inputs is a row, not a reason to skip.
+GATHERING_RULES = ("make_report", "collect_benchmarks", "record_environment")
+
+
+def _where(smk) -> str:
+    return ", ".join(f"{k}={v}" for k, v in smk.wildcards.items())
+
+
+def _unsupported_metrics(smk, reason: str, fix: str) -> dict:
+    """What a metrics.json of an unsupported job holds besides the status: the row's runtime and a note for the report."""
+    return {"runtime": dict(smk.wildcards.items()).get("runtime", "pytorch"), "note": f"unsupported: {reason}; fix: {fix}"}
+
+
+def _propagate_unsupported(smk, inputs: dict, outputs: dict, log) -> bool:
+    """If an input artifact is an unsupported marker, write this job's outputs as markers too (and skip the step)."""
+    if smk.rule in GATHERING_RULES:
+        return False
+    artifacts_in = {k: v for k, v in inputs.items() if not str(v).endswith(".json")}
+    found = unsupported.unsupported_input(artifacts_in)
+    if found is None:
+        return False
+    source, rec = found
+    reason, fix = rec.get("reason", "unsupported"), rec.get("fix", "")
+    print(f"compressflow: unsupported in rule {smk.rule} ({_where(smk)}): its input '{source}' is unsupported ({reason})", file=log)
+    unsupported.write_markers(outputs, reason, fix, source, extra_json=_unsupported_metrics(smk, reason, fix))
+    return True
 
 
 def _name_rule(metrics_path, rule: str) -> None:

@@ -573,8 +573,37 @@ def add_code_digests(rules):
 
     cache = os.path.join(".snakemake", "compressflow-codedigest.json")
     codedigest.load_cache(cache)
+    user = user_code_digests()
     for r in rules:
         if r.script:
             script = os.path.join(str(r.basedir), r.script)
             r.set_params(code=codedigest.script_digest(script, workflow.basedir))
+            if (
+                user
+            ):  # only configs with a user module get this param (others keep their params)
+                r.set_params(user_code=lambda w: user.get(getattr(w, "model", None)))
     codedigest.save_cache(cache)
+
+
+# --- user models (models.<name>.module + code_path) ---
+# Every job can import the user's code: its folder goes on PYTHONPATH (recipes also add it when rebuilding).
+USER_CODE_PATHS = [
+    os.path.abspath(spec["code_path"])
+    for spec in config["models"].values()
+    if spec.get("module") and spec.get("code_path")
+]
+if USER_CODE_PATHS:
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [*USER_CODE_PATHS, os.environ["PYTHONPATH"]]
+    )
+
+
+def user_code_digests():
+    """model -> digest of its module and the files under its code_path (models built by arch have none)."""
+    from compressflow import codedigest
+
+    return {
+        name: codedigest.user_code_digest(spec["module"], spec.get("code_path"))
+        for name, spec in config["models"].items()
+        if spec.get("module")
+    }

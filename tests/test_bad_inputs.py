@@ -87,7 +87,24 @@ CASES = {
     "negative epochs": (_set("models.resnet18.train.epochs", -2), ["models.resnet18.train.epochs", "minimum 0"]),
     "zero learning rate": (_set("models.resnet18.train.lr", 0), ["models.resnet18.train.lr", "exclusiveMinimum 0"]),
     "splits do not sum to one": (_set("dataset.splits", {"train": 0.5, "calib": 0.1, "val": 0.1, "test": 0.1}), ["sum to 0.8"]),
-    "unknown model": (_set("models.resnet18.arch", "vgg16"), ["models.resnet18.arch", "allowed values: resnet18, mobilenet_v2, lstm"]),
+    "unknown model": (
+        _set("models.resnet18.arch", "resnet19"),
+        ["models.resnet18.arch", "unknown architecture 'resnet19'", "did you mean"],
+    ),
+    "user module that does not import": (
+        _set("models.resnet18", {"module": "nosuch.nets:build", "code_path": ".", "train": {"epochs": 1, "lr": 0.1, "batch_size": 8}}),
+        ["models.resnet18.module 'nosuch.nets:build': cannot import", "set code_path"],
+    ),
+    "checkpoint without the named checkpoint_key": (
+        lambda cfg, t: cfg["models"]["resnet18"].update(
+            checkpoint=_ckpt(t / "k.pt", {"model": models.build("resnet18", 10).state_dict()}), checkpoint_key="ema"
+        ),
+        ["has no entry 'ema'", "checkpoint_key"],
+    ),
+    "checkpoint trained for another class count in a training dict": (
+        _set("models.resnet18.checkpoint", lambda t: _ckpt(t / "c7.pt", {"model": models.build("resnet18", 7).state_dict(), "epoch": 3})),
+        ["was trained for 7 classes", "the dataset has 10"],
+    ),
     "unknown dataset kind": (_set("dataset.kind", "cifar"), ["dataset.kind", "allowed values: digits, imagefolder"]),
     "unknown technique": (_set("variants.x", {"from": "fp32", "technique": "magic"}), ["variants.x.technique", "allowed values"]),
     "unknown parent": (_set("variants.x", {"from": "ghost", "technique": "fuse"}), ["variants.x.from names 'ghost'"]),

@@ -136,7 +136,7 @@ def test_load_state_names_mismatches():
 
 
 def test_unknown_arch():
-    with pytest.raises(CompressflowError, match="unknown model architecture 'vgg'"):
+    with pytest.raises(CompressflowError, match="unknown architecture 'vgg'.*did you mean vgg"):
         models.build("vgg", 10)
 
 
@@ -161,8 +161,10 @@ def test_fold_bn_matches_and_rebuilds(arch, tmp_path):
     assert torch.equal(loaded(x), fused(x))
 
 
-def test_fold_bn_without_bn_is_an_error():
-    with pytest.raises(CompressflowError, match="no Conv2d followed by BatchNorm2d"):
+def test_fold_bn_without_bn_is_unsupported_for_that_variant():
+    from compressflow.unsupported import Unsupported
+
+    with pytest.raises(Unsupported, match="fuse does not support .*no Conv2d followed by BatchNorm2d.*fix: drop the fuse variant"):
         fusion.fold_bn(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()))
 
 
@@ -234,7 +236,7 @@ def _config():
         (lambda c: c.update(bogus=1), "unknown key(s) ['bogus']"),
         (lambda c: c["dataset"].update(input_size="big"), "dataset.input_size"),
         (lambda c: c["dataset"].update(kind="mnist"), "allowed values: digits, imagefolder"),
-        (lambda c: c["models"]["resnet18"].update(arch="vgg16"), "allowed values: resnet18"),
+        (lambda c: c["models"]["resnet18"].update(arch="vgg61"), "models.resnet18.arch: unknown architecture 'vgg61'"),
         (lambda c: c["models"]["resnet18"]["train"].update(epochs=-1), "models.resnet18.train.epochs"),
         (lambda c: c["variants"].update(x={"from": "nope", "technique": "fuse"}), "names 'nope'"),
         (lambda c: c["variants"].update(fp32={"from": "fused", "technique": "fuse"}), "reserved"),

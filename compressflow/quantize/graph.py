@@ -16,6 +16,7 @@ from compressflow.quantize.qconfig import (
     qconfig_mapping,
     set_backend,
 )
+from compressflow.unsupported import Unsupported, first_line
 
 __all__ = [
     "example_input",
@@ -43,16 +44,27 @@ def quantizable_layers(model: nn.Module, kinds=STATIC_LAYERS) -> list[str]:
     """Module names of the layers static INT8 can replace, in execution order."""
     try:
         graph = fx.symbolic_trace(model).graph
-    except Exception as exc:  # noqa: BLE001 - tracing errors come in many types
-        raise CompressflowError(
-            f"the model cannot be traced by torch.fx ({type(exc).__name__})", "quantize a traceable architecture"
-        ) from exc
+    except fx.proxy.TraceError as exc:
+        raise _untraceable(model, exc) from exc
+    except (TypeError, AttributeError, RuntimeError) as exc:
+        if "Proxy" not in str(exc) and "symbolically traced" not in str(exc):
+            raise  # not a tracing limitation: a real bug fails loudly
+        raise _untraceable(model, exc) from exc
     mods = dict(model.named_modules())
     names = [n.target for n in graph.nodes if n.op == "call_module" and isinstance(mods.get(n.target), kinds)]
     if not names:
         kind_names = "/".join(k.__name__ for k in kinds)
         raise CompressflowError(f"the model has no quantizable layers ({kind_names})", "drop this quantization variant for this model")
     return names
+
+
+def _untraceable(model: nn.Module, exc: BaseException) -> Unsupported:
+    return Unsupported(
+        "torch.ao FX quantization",
+        f"{type(model).__name__} (torch.fx.symbolic_trace: {type(exc).__name__}: {first_line(exc, 160)})",
+        "FX graph mode needs a model that symbolic_trace can trace (no data-dependent control flow)",
+        "deploy this model's float variant and use the runtime INT8 rows (onnxruntime-int8 / openvino-int8) instead",
+    )
 
 
 def quantizable_units(model: nn.Module) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compressflow import report
+from compressflow import report, unsupported
 
 
 def make_report(inputs, outputs, params, threads):
@@ -15,6 +15,18 @@ def make_report(inputs, outputs, params, threads):
     report.write(df, outputs["csv"], outputs["md"])
     report.latex_table(df, outputs["tex"], params["stats"]["latex_interval"])
     report.pareto_plot(df, outputs["pareto_png"], outputs["pareto_pdf"])
-    report.sensitivity_plot(dict(zip(params["sensitivity_models"], inputs["sensitivity"], strict=True)), outputs["sensitivity_png"])
-    layer_tables = {(m, v): p for (m, v), p in zip(params["layer_error_tables"], inputs["layer_error"], strict=True)}
+    # Tables of unsupported variants are markers, not tables: their rows in the summary say why.
+    sensitivity = {
+        m: p for m, p in zip(params["sensitivity_models"], _list(inputs["sensitivity"]), strict=True) if not unsupported.marker_of(p)
+    }
+    report.sensitivity_plot(sensitivity, outputs["sensitivity_png"])
+    layer_tables = {
+        (m, v): p
+        for (m, v), p in zip(params["layer_error_tables"], _list(inputs["layer_error"]), strict=True)
+        if not unsupported.marker_of(p)
+    }
     report.layer_error_plot(layer_tables, outputs["layer_error_png"])
+
+
+def _list(value):
+    return value if isinstance(value, list) else [value]

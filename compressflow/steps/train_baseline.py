@@ -11,14 +11,15 @@ def train_baseline(inputs, outputs, params, threads):
     train_split = data.load_split(inputs["train"])
     classes = train_split["classes"]
     arch_kwargs = spec.get("arch_kwargs", {})
-    recipe = recipes.base_recipe(spec["arch"], len(classes), arch_kwargs)
+    arch, source = recipes.arch_name(spec), recipes.model_source(spec)
+    recipe = recipes.base_recipe(arch, len(classes), arch_kwargs, **source)
     train.seed_everything(seed, threads)
     dev = device.use(params["device"])
-    model = models.build(spec["arch"], len(classes), **arch_kwargs)
+    model = models.build(arch, len(classes), **source, **arch_kwargs)
     history = []
     if inputs.get("checkpoint"):
-        state = recipes.read_state_dict(inputs["checkpoint"], "checkpoint")
-        recipes.load_state(model, state, inputs["checkpoint"])
+        state = recipes.read_state_dict(inputs["checkpoint"], "checkpoint", spec.get("checkpoint_key"))
+        recipes.load_state(model, state, inputs["checkpoint"], num_classes=len(classes))
     else:
         t = spec["train"]
         history = train.fit(
@@ -29,7 +30,7 @@ def train_baseline(inputs, outputs, params, threads):
             batch_size=t["batch_size"],
             seed=seed,
             weight_decay=t["weight_decay"],
-            desc=f"train {spec['arch']}",
+            desc=f"train {arch}",
             augment=t.get("augment"),
             amp=t["amp"],
         )

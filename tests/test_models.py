@@ -1,0 +1,193 @@
+"""Any model in: torchvision by name, the user's own module, the usual checkpoint shapes; and unsupported markers."""
+
+import json
+import types
+
+import pytest
+import torch
+import yaml
+
+from compressflow import artifacts, codedigest, config, models, recipes, smk, unsupported
+from compressflow.errors import CompressflowError
+from tests.conftest import REPO
+
+USER_NET = """
+import torch
+from torch import nn
+
+
+class Small(nn.Module):
+    def __init__(self, num_classes, width=4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3, padding=1)
+        self.bn = nn.BatchNorm2d(width)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv(x))).mean((2, 3)))
+
+
+def build(num_classes, width=4):
+    return Small(num_classes, width)
+"""
+
+
+@pytest.fixture
+def user_code(tmp_path):
+    pkg = tmp_path / "code" / "mynets"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "small.py").write_text(USER_NET)
+    return tmp_path / "code"
+
+
+def test_any_torchvision_classifier_by_name_rebuilds_from_its_recipe(tmp_path):
+    torch.manual_seed(0)
+    model = models.build("mobilenet_v3_small", 7).eval()
+    assert type(model).__name__ == "MobileNetV3" and model.classifier[-1].out_features == 7
+    artifacts.save_model(model, recipes.base_recipe("mobilenet_v3_small", 7), tmp_path / "m.pt")
+    loaded, recipe = artifacts.load_model(tmp_path / "m.pt")
+    x = torch.randn(2, 3, 32, 32)
+    assert recipe["arch"] == "mobilenet_v3_small" and torch.equal(loaded(x), model(x))
+
+
+def test_unknown_architecture_names_close_matches():
+    with pytest.raises(CompressflowError, match=r"models.a.arch: unknown architecture 'resnt50'.*did you mean resnet50"):
+        models.check_arch("resnt50", "models.a.arch")
+    with pytest.raises(CompressflowError, match="does not take arch_kwargs"):
+        models.build("resnet18", 10, width_mult=0.5)
+
+
+def test_user_module_builds_and_rebuilds_in_a_fresh_interpreter(user_code, tmp_path):
+    model = models.build(None, 5, module="mynets.small:build", code_path=str(user_code), width=6).eval()
+    assert model.conv.out_channels == 6
+    recipe = recipes.base_recipe("mynets.small:build", 5, {"width": 6}, module="mynets.small:build", code_path=str(user_code))
+    artifacts.save_model(model, recipe, tmp_path / "u.pt")
+    # a later job is a fresh process: the recipe alone must bring the user's code back
+    import subprocess
+    import sys
+
+    code = f"from compressflow import artifacts; m, r = artifacts.load_model({str(tmp_path / 'u.pt')!r}); print(type(m).__name__, m.conv.out_channels)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.split() == ["Small", "6"]
+
+
+def test_user_module_errors_are_one_line(user_code):
+    with pytest.raises(CompressflowError, match="cannot import 'nonet.x'.*set code_path"):
+        models.load_factory("nonet.x:build", str(user_code), "models.u.module")
+    with pytest.raises(CompressflowError, match="has no callable 'make'"):
+        models.load_factory("mynets.small:make", str(user_code), "models.u.module")
+    with pytest.raises(CompressflowError, match="package.module:factory"):
+        models.load_factory("mynets.small", str(user_code), "models.u.module")
+
+
+def _state():
+    torch.manual_seed(0)
+    return models.build("resnet18", 10).state_dict()
+
+
+@pytest.mark.parametrize(
+    "wrap,key",
+    [
+        (lambda s: s, None),
+        (lambda s: {"state_dict": s, "epoch": 3}, None),
+        (lambda s: {"model": s, "optimizer": {"lr": 0.1}, "epoch": 90}, None),
+        (lambda s: {"module." + k: v for k, v in s.items()}, None),  # saved from DistributedDataParallel
+        (lambda s: {"model": {"module." + k: v for k, v in s.items()}}, None),
+        (lambda s: {"ema": {"weights": s}, "model": {"other": torch.zeros(1)}}, "ema.weights"),
+    ],
+)
+def test_training_script_checkpoints_load(tmp_path, wrap, key):
+    state = _state()
+    torch.save(wrap(state), tmp_path / "c.pt")
+    loaded = recipes.read_state_dict(tmp_path / "c.pt", "models.r.checkpoint", key)
+    assert list(loaded) == list(state) and all(torch.equal(loaded[k], state[k]) for k in state)
+    recipes.load_state(models.build("resnet18", 10), loaded, "c.pt", num_classes=10)
+
+
+def test_checkpoint_key_missing_names_the_keys(tmp_path):
+    torch.save({"model": _state()}, tmp_path / "c.pt")
+    with pytest.raises(CompressflowError, match=r"has no entry 'ema'.*top-level keys: \['model'\].*checkpoint_key"):
+        recipes.read_state_dict(tmp_path / "c.pt", "models.r.checkpoint", "ema")
+
+
+def test_class_count_and_key_mismatches_are_distinct_errors():
+    state = models.build("resnet18", 5).state_dict()
+    with pytest.raises(
+        CompressflowError, match=r"'c.pt' was trained for 5 classes \('fc.weight' has shape \(5, 512\)\) but the dataset has 10"
+    ):
+        recipes.load_state(models.build("resnet18", 10), state, "c.pt", num_classes=10)
+    other = models.build("mobilenet_v2", 10).state_dict()
+    with pytest.raises(CompressflowError, match=r"'c.pt' do not fit the architecture \(\d+ missing keys \['conv1.weight'"):
+        recipes.load_state(models.build("resnet18", 10), other, "c.pt", num_classes=10)
+
+
+def test_config_accepts_arch_or_module(user_code):
+    schema = REPO / "config" / "schema.yaml"
+    cfg = yaml.safe_load((REPO / "tests" / "tiny_config.yaml").read_text())
+    cfg["models"] = {
+        "mine": {"module": "mynets.small:build", "code_path": str(user_code), "train": {"epochs": 1, "lr": 0.1, "batch_size": 8}}
+    }
+    cfg["variants"], cfg["deploy"]["variants"] = {}, []
+    config.check_schema(cfg, schema)
+    config.check_models(cfg)
+    cfg["models"]["mine"]["arch"] = "resnet18"
+    with pytest.raises(CompressflowError, match="has both 'arch' and 'module'"):
+        config.check_models(cfg)
+    del cfg["models"]["mine"]["module"]
+    with pytest.raises(CompressflowError, match="code_path is set without 'module'"):
+        config.check_models(cfg)
+    bad = {"models": {"x": {"train": {"epochs": 1, "lr": 0.1, "batch_size": 8}}}}
+    with pytest.raises(CompressflowError, match="models.x"):
+        config.check_schema({**cfg, **bad}, schema)
+
+
+def test_user_code_digest_follows_code_not_comments(user_code):
+    before = codedigest.user_code_digest("mynets.small:build", str(user_code))
+    src = user_code / "mynets" / "small.py"
+    src.write_text(src.read_text() + "\n# a comment\n")
+    assert codedigest.user_code_digest("mynets.small:build", str(user_code)) == before
+    src.write_text(src.read_text().replace("width=4", "width=8"))
+    assert codedigest.user_code_digest("mynets.small:build", str(user_code)) != before
+    assert codedigest.user_code_digest("mynets.other:build", str(user_code)) != before
+
+
+class _Smk:
+    def __init__(self, rule, inputs, outputs, wildcards):
+        self.rule, self.log, self.threads = rule, [], 1
+        self.input = types.SimpleNamespace(items=lambda: inputs.items())
+        self.output = types.SimpleNamespace(items=lambda: outputs.items())
+        self.params = types.SimpleNamespace(items=lambda: {}.items())
+        self.wildcards = types.SimpleNamespace(items=lambda: wildcards.items())
+
+
+def test_unsupported_step_writes_markers_and_they_propagate(tmp_path, capsys):
+    def step(inputs, outputs, params, threads):
+        raise unsupported.Unsupported("fuse", "RowLSTM (no Conv2d followed by BatchNorm2d)", "needs BN", "drop fuse")
+
+    out = {"model": str(tmp_path / "v" / "model.pt")}
+    smk.run(_Smk("fuse", {}, out, {"model": "m", "variant": "v"}), step)
+    assert "unsupported in rule fuse (model=m, variant=v): fuse does not support RowLSTM" in capsys.readouterr().err
+    rec = unsupported.marker_of(out["model"])
+    assert rec["reason"].startswith("fuse does not support RowLSTM") and rec["fix"] == "drop fuse"
+
+    def must_not_run(*_):
+        raise AssertionError("the step of an unsupported input must not run")
+
+    down = {"metrics": str(tmp_path / "v" / "onnxruntime" / "metrics.json"), "onnx": str(tmp_path / "v" / "x.onnx")}
+    smk.run(
+        _Smk("evaluate_onnxruntime", {"onnx": out["model"]}, down, {"model": "m", "variant": "v", "runtime": "onnxruntime"}), must_not_run
+    )
+    metrics = json.loads((tmp_path / "v" / "onnxruntime" / "metrics.json").read_text())
+    assert metrics["status"] == "unsupported" and metrics["runtime"] == "onnxruntime" and metrics["rule"] == "evaluate_onnxruntime"
+    assert metrics["note"].startswith("unsupported: fuse does not support RowLSTM") and metrics["unsupported_input"] == out["model"]
+    assert unsupported.marker_of(down["onnx"])["reason"] == rec["reason"]
+
+
+def test_a_real_bug_still_fails_loudly(tmp_path):
+    def step(inputs, outputs, params, threads):
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        smk.run(_Smk("fuse", {}, {"model": str(tmp_path / "model.pt")}, {}), step)
+    assert not (tmp_path / "model.pt").exists()
