@@ -34,5 +34,6 @@ def load_model(path) -> tuple[torch.nn.Module, dict]:
     recipe = payload["recipe"]
     model = recipes.rebuild(recipe)
     recipes.load_state(model, payload["state_dict"], str(path))
+    model = recipes.finish(model, recipe)
     model.eval()
     return model, recipe
