@@ -176,6 +176,8 @@ RUNTIME_PRODUCERS = {
     "openvino": ["convert_openvino", "evaluate_openvino"],
     "openvino-int8": ["convert_openvino", "quantize_openvino", "evaluate_openvino"],
     "openvino-qdq": ["convert_openvino", "quantize_onnxruntime", "evaluate_openvino"],
+    "pytorch-compile": ["evaluate_compile"],
+    "pytorch-aoti": ["package_aoti", "evaluate_aoti"],
     "tensorrt-fp16": ["build_trt_fp16", "evaluate_tensorrt"],
     "tensorrt-int8": ["build_trt_int8", "evaluate_tensorrt"],
     "tensorrt-int8-calib": ["build_trt_int8_calib", "evaluate_tensorrt"],
@@ -196,7 +198,7 @@ def all_artifacts():
     for m, v in built_variants():
         out += _outputs([*producers(technique_of(v)), "evaluate"], model=m, variant=v)
     for e in deploy_entries():
-        names = ["export_onnx", *RUNTIME_PRODUCERS[e["runtime"]]]
+        names = [*ONNX_FIRST[e["runtime"]], *RUNTIME_PRODUCERS[e["runtime"]]]
         out += _outputs(
             names, model=e["model"], variant=e["variant"], runtime=e["runtime"]
         )
@@ -226,6 +228,11 @@ def parent_outputs(wildcards):
 # bias_correction reruns ptq (and its evaluation) but never its calibration.
 
 QUANT_TECHNIQUES = layout.techniques(quantized=True)
+# PT2E graphs (torchao) have no per-module torch.ao layers for layer_error to compare.
+LAYER_ERROR_TECHNIQUES = [
+    t for t in QUANT_TECHNIQUES if layout.TECHNIQUES[t].api != "pt2e"
+]
+PT2E_TECHNIQUES = layout.techniques(api="pt2e")
 CALIB_KNOBS = layout.TECHNIQUES["ptq"].knobs_of["ptq_calibrate"]
 
 
@@ -238,7 +245,12 @@ def layer_error_tables():
 
     Sorted, so make_report's params do not depend on the order of variants in the YAML.
     """
-    return sorted((m, v) for v in quantized_variants() for m in models_of(v))
+    return sorted(
+        (m, v)
+        for t in LAYER_ERROR_TECHNIQUES
+        for v in variants_of(t)
+        for m in models_of(v)
+    )
 
 
 def sensitivity_models():
@@ -288,6 +300,10 @@ def deploy_runtimes():
     """(runtime, technique, parent runtime) for every runtime row the deploy section asks for."""
     ort, ov, trt = DEPLOY["onnxruntime"], DEPLOY["openvino"], DEPLOY["tensorrt"]
     rows = []
+    if PT2["compile"]:
+        rows.append(("pytorch-compile", "torch_compile", "pytorch"))
+    if PT2["aoti"]:
+        rows.append(("pytorch-aoti", "aoti_package", "pytorch"))
     if ort["enabled"]:
         rows.append(("onnxruntime", "onnx_export", "pytorch"))
         if ort["int8"]["enabled"]:
@@ -309,9 +325,36 @@ def deploy_runtimes():
     return rows
 
 
+PT2 = DEPLOY["pytorch"]
+PT2_RUNTIMES = list(layout.PT2_RUNTIMES)
+# Which runtimes start from the ONNX export (the PyTorch 2 ones start from model.pt).
+ONNX_FIRST = {
+    r: ([] if r in PT2_RUNTIMES else ["export_onnx"]) for r in RUNTIME_PRODUCERS
+}
+
+
+def pt2e_deploy_entries():
+    """PT2E INT8 variants leave Python as AOTInductor packages; their parent row is their own compiled pytorch row."""
+    if not PT2["aoti"]:
+        return []
+    return [
+        {
+            "model": m,
+            "variant": v,
+            "runtime": "pytorch-aoti",
+            "parent": v,
+            "technique": "aoti_package",
+            "metrics_path": f"results/{m}/{v}/pytorch-aoti/metrics.json",
+        }
+        for t in PT2E_TECHNIQUES
+        for v in variants_of(t)
+        for m in models_of(v)
+    ]
+
+
 def deploy_entries():
     """One report row per (model, deployed variant, runtime): the dicts make_report takes."""
-    return [
+    return pt2e_deploy_entries() + [
         {
             "model": m,
             "variant": v,
@@ -384,6 +427,11 @@ def ov_eval_inputs(w):
         "quant_report": f"{base}/onnxruntime-int8/quantize.json",
         **parent,
     }
+
+
+def pt2_variants():
+    """Variants with PyTorch 2 rows: the deployed float ones and every PT2E INT8 one."""
+    return DEPLOY_VARIANTS + [v for t in PT2E_TECHNIQUES for v in variants_of(t)]
 
 
 # --- trt helpers (rules/trt.smk) ---

@@ -61,7 +61,7 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, threads: int):
 def aoti_package(model: torch.nn.Module, example: torch.Tensor, path) -> float:
     """An AOTInductor package (``.pt2``): C++-loadable with ``AOTIModelPackageLoader``, no Python needed.
 
-    Returns the build seconds. Batch is dynamic; H and W are those of ``example``.
+    Returns the build seconds. Batch, height and width are dynamic (accuracy at the data's size, latency at 224²).
     """
     from torch._inductor import aoti_compile_and_package
     from torch._inductor import config as inductor_config
@@ -69,7 +69,12 @@ def aoti_package(model: torch.nn.Module, example: torch.Tensor, path) -> float:
     model.eval()
     inductor_config.freezing = FREEZING
     start = time.perf_counter()
-    ep = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
+    dims = {
+        0: torch.export.Dim("batch", min=1, max=4096),
+        2: torch.export.Dim("height", min=8, max=1024),
+        3: torch.export.Dim("width", min=8, max=1024),
+    }
+    ep = torch.export.export(model, (example,), dynamic_shapes=(dims,))
     with files.atomic_path(path) as tmp:
         os.remove(tmp)  # the packager refuses to write over a file; it needs a path ending in .pt2
         pt2 = str(tmp) + ".pt2"

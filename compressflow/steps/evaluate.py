@@ -8,7 +8,8 @@ import torch
 
 from compressflow import artifacts, data, files
 from compressflow import evaluate as ev
-from compressflow.runtimes import compile as pt2, pytorch
+from compressflow.runtimes import compile as pt2
+from compressflow.runtimes import pytorch
 
 
 def evaluate(inputs, outputs, params, threads):
