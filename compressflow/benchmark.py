@@ -24,6 +24,10 @@ def load_runner(runtime: str, artifact, threads: int, *, ov_precision: str = "f3
     """(callable on a float NCHW tensor, precision that runs) for one artifact file of ``runtime`` (a CPU runtime)."""
     if runtime == PYTORCH:
         model, recipe = artifacts.load_model(artifact)
+        if pytorch.api(recipe) == "pt2e":  # a PT2E graph runs as deployed: compiled (the warm-up calls compile)
+            from compressflow.runtimes import compile as pt2
+
+            return pytorch.runner(pt2.compiler()(model), threads), pytorch.precision(recipe) + " (torch.compile)"
         return pytorch.runner(model, threads), pytorch.precision(recipe)
     if runtime in ORT_RUNTIMES:
         sess = onnx.session(artifact, threads)

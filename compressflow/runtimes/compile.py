@@ -40,18 +40,22 @@ def cache_dir(path):
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = old
 
 
+def compiler():
+    """``torch.compile`` with this module's settings (inductor, freezing), as a function of the model."""
+    from torch._inductor import config as inductor_config
+
+    inductor_config.freezing = FREEZING
+    return lambda model: torch.compile(model.eval(), backend="inductor", dynamic=False)
+
+
 def compile_model(model: torch.nn.Module, example: torch.Tensor, threads: int):
     """``torch.compile`` with inductor and freezing; returns (compiled module, compile seconds).
 
     The first call compiles: it is timed here, apart from latency, so the latency loop's warm-up never
     hides a compile.
     """
-    from torch._inductor import config as inductor_config
-
     torch.set_num_threads(threads)
-    model.eval()
-    inductor_config.freezing = FREEZING
-    compiled = torch.compile(model, backend="inductor", dynamic=False)
+    compiled = compiler()(model)
     start = time.perf_counter()
     with torch.no_grad():
         compiled(example)
