@@ -128,3 +128,71 @@ def test_torch_ao_fx_still_importable():
             f"torch.ao.quantization FX is gone from this torch ({exc}): the techniques ptq, qat, mixed and dynamic "
             "cannot build; use their successors ptq_pt2e / qat_pt2e (fp32_layers for mixed precision), see docs/techniques.md"
         )
+
+
+def _tiny_compiled_parity(tmp_path):
+    from compressflow.runtimes import compile as pt2
+
+    model, x = _block(), _calib(2)["x"]
+    with pt2.cache_dir(tmp_path / "inductor"):
+        compiled, seconds = pt2.compile_model(model, x, 1)
+        with torch.no_grad():
+            assert torch.allclose(compiled(x), model(x), atol=1e-4)
+    assert seconds > 0
+
+
+@pytest.mark.slow
+def test_torch_compile_and_aoti_package_parity(tmp_path):
+    """torch.compile (freezing) and an AOTInductor package give the eager logits, at another batch and size too."""
+    from compressflow.runtimes import compile as pt2
+
+    _tiny_compiled_parity(tmp_path)
+    model = _block()
+    with pt2.cache_dir(tmp_path / "inductor"):
+        pt2.aoti_package(model, pt2e.example_input(SIZE), tmp_path / "model.pt2")
+        run = pt2.aoti_load(tmp_path / "model.pt2", 1)
+        x = torch.randn(3, 3, 24, 24)
+        with torch.no_grad():
+            assert torch.allclose(run(x), model(x), atol=1e-4)
+    assert not any((tmp_path / n).exists() for n in ("torchinductor", ".cache")), "inductor cache leaked"
+
+
+@pytest.mark.slow
+def test_pt2e_workflow_end_to_end(tmp_path):
+    """ptq_pt2e, qat_pt2e (with fp32_layers), pytorch-compile and pytorch-aoti rows on the real Snakefile; program.pt2 bytes repeat."""
+    import hashlib
+
+    import pandas as pd
+
+    from tests.conftest import REPO, snakemake
+
+    snakemake(tmp_path, "--cores", "2", config=REPO / "tests" / "pt2e_config.yaml", timeout=3600)
+    df = pd.read_csv(tmp_path / "results/report/summary.csv")
+    rows = {(r.variant, r.runtime): r for r in df.itertuples()}
+    for key in [("pt2e", "pytorch"), ("pt2e-mixed", "pytorch"), ("qat-pt2e", "pytorch"), ("fused", "pytorch-compile")]:
+        assert key in rows, key
+    for v in ("pt2e", "pt2e-mixed", "qat-pt2e", "fused"):
+        assert (v, "pytorch-aoti") in rows, v
+    assert rows[("pt2e", "pytorch")].quant_api == "pt2e"
+    assert rows[("ptq-x86", "pytorch")].quant_api == "torch.ao-fx"
+    assert rows[("pt2e", "pytorch")].compiled.startswith("torch.compile")
+    assert rows[("fused", "pytorch-compile")].compile_s > 0
+    import json
+
+    report = json.loads((tmp_path / "results/resnet18/pt2e/pt2e.json").read_text())
+    mixed = json.loads((tmp_path / "results/resnet18/pt2e-mixed/pt2e.json").read_text())
+    assert 0 < mixed["qdq_nodes"] < report["qdq_nodes"]
+    assert len(report["untied_module_calls"]) == 8
+
+    def digest(p):
+        return hashlib.sha256((tmp_path / "results/resnet18/pt2e" / p).read_bytes()).hexdigest()
+
+    before = {p: digest(p) for p in ("model.pt", "program.pt2")}
+    snakemake(
+        tmp_path, "--cores", "2", "--forcerun", "ptq_pt2e", "--until", "ptq_pt2e", config=REPO / "tests" / "pt2e_config.yaml", timeout=3600
+    )
+    assert {p: digest(p) for p in before} == before
+
+
+def test_torch_compile_parity(tmp_path):
+    _tiny_compiled_parity(tmp_path)

@@ -41,16 +41,22 @@ __all__ = [
 
 API = "pt2e"  # the report's name for the quantization API that built an artifact
 EXPORT_BATCH = 2  # example batch for torch.export; the batch dimension stays dynamic
+# Example height/width for torch.export. Height and width stay dynamic (accuracy at the data's size, latency
+# at 224²); an example this large keeps every ResNet/MobileNet feature map above 1×1, where export would
+# otherwise specialize the sizes ("Constraints violated (height, width)").
+EXPORT_SIZE = 64
 
 _QDQ_OPS = ("quantize_per_tensor", "quantize_per_channel", "dequantize_per_tensor", "dequantize_per_channel")
 
 
 def example_input(input_size: int, batch: int = EXPORT_BATCH) -> torch.Tensor:
-    return torch.randn(batch, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
+    size = max(int(input_size), EXPORT_SIZE)
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
 
 
-def _dynamic_batch():
-    return ({0: torch.export.Dim("batch", min=1, max=4096)},)
+def dynamic_shapes():
+    """Batch, height and width dynamic (``Dim.AUTO`` lets export keep whatever H/W range the model allows)."""
+    return ({0: torch.export.Dim("batch", min=1, max=4096), 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO},)
 
 
 def untie_repeated_calls(gm: torch.fx.GraphModule) -> list[str]:
@@ -87,10 +93,10 @@ def untied_calls(gm: torch.fx.GraphModule) -> list[str]:
 
 
 def export(model: nn.Module, input_size: int) -> torch.fx.GraphModule:
-    """The model as an ATen graph (dynamic batch), with repeated module calls untied."""
+    """The model as an ATen graph (dynamic batch, height, width), with repeated module calls untied."""
     model = copy.deepcopy(model).eval()
     try:
-        gm = torch.export.export(model, (example_input(input_size),), dynamic_shapes=_dynamic_batch()).module()
+        gm = torch.export.export(model, (example_input(input_size),), dynamic_shapes=dynamic_shapes()).module()
     except Exception as exc:  # noqa: BLE001 - export errors come in many types
         raise CompressflowError(
             f"torch.export failed on the model ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
@@ -213,7 +219,7 @@ def program_bytes(gm: torch.fx.GraphModule, input_size: int) -> bytes:
     stack traces are stripped first.
     """
     strip_meta(gm)
-    ep = torch.export.export(gm, (example_input(input_size),), dynamic_shapes=_dynamic_batch())
+    ep = torch.export.export(gm, (example_input(input_size),), dynamic_shapes=dynamic_shapes())
     strip_meta(ep.graph_module)
     buf = io.BytesIO()
     torch.export.save(ep, buf)

@@ -8,6 +8,7 @@ import tempfile
 import torch
 
 from compressflow import artifacts, files
+from compressflow.quantize import pt2e
 from compressflow.runtimes import compile as pt2
 from compressflow.runtimes import pytorch
 
@@ -18,7 +19,7 @@ def package_aoti(inputs, outputs, params, threads):
     model, recipe = artifacts.load_model(inputs["model"])
     size = params["input_size"]
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache, pt2.cache_dir(cache):
-        seconds = pt2.aoti_package(model, torch.zeros(2, 3, size, size), outputs["package"])
+        seconds = pt2.aoti_package(model, pt2e.example_input(size), outputs["package"])
     build = {"build_s": round(seconds, 3), "input_size": size, "dynamic": ["batch", "height", "width"], "setting": pt2.SETTING}
     build.update(precision=pytorch.precision(recipe), quant_api=pytorch.api(recipe))
     files.write_json(build, outputs["build"])
