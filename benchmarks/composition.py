@@ -59,7 +59,7 @@ def load(runtime, path, args):
 
         model, recipe = artifacts.load_model(path)
         return pytorch.runner(pt2.compiler()(model), args.threads), pytorch.precision(recipe) + " (torch.compile)"
-    return benchmark.load_runner(runtime, path, args.threads, ov_precision=args.ov_precision)
+    return benchmark.load_runner(runtime, path, args.threads, ov_precision=args.ov_precision, input_size=args.input_size)
 
 
 def measure_model(results: Path, rows: pd.DataFrame, args) -> list[dict]:

@@ -147,6 +147,7 @@ rule package_aoti:
         model="results/{model}/{variant}/model.pt",
     output:
         package="results/{model}/{variant}/pytorch-aoti/model.pt2",
+        accuracy="results/{model}/{variant}/pytorch-aoti/accuracy.pt2",
         build="results/{model}/{variant}/pytorch-aoti/build.json",
         provenance="results/{model}/{variant}/pytorch-aoti/provenance.json",
     log:
@@ -158,7 +159,8 @@ rule package_aoti:
     conda:
         "../envs/torch.yaml"
     params:
-        input_size=config["evaluate"]["latency"]["input_size"],
+        latency_size=config["evaluate"]["latency"]["input_size"],
+        data_size=config["dataset"]["input_size"],
         seed=config["seed"],
     script:
         "../scripts/package_aoti.py"
@@ -168,6 +170,7 @@ rule evaluate_aoti:
     input:
         unpack(torch_artifact),
         package=rules.package_aoti.output.package,
+        accuracy=rules.package_aoti.output.accuracy,
         build=rules.package_aoti.output.build,
         test=split("test"),
     output:

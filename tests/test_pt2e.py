@@ -112,6 +112,7 @@ def test_saved_program_is_byte_identical_and_reloads():
         assert torch.allclose(ep.module()(x), q1(x), atol=1e-5)
 
 
+@pytest.mark.slow  # minutes on a loaded 2-core machine
 def test_qat_pt2e_trains_and_converts():
     prepared = pt2e.prepare(_block(), SIZE, qat=True)
     history = pt2e.fine_tune_qat(prepared, _calib(32), epochs=1, lr=0.01, batch_size=16, seed=0, warmup_images=16)
@@ -143,7 +144,7 @@ def _tiny_compiled_parity(tmp_path):
 
 @pytest.mark.slow
 def test_torch_compile_and_aoti_package_parity(tmp_path):
-    """torch.compile (freezing) and an AOTInductor package give the eager logits, at another batch and size too."""
+    """torch.compile (freezing) and an AOTInductor package give the eager logits, at another batch size too."""
     from compressflow.runtimes import compile as pt2
 
     _tiny_compiled_parity(tmp_path)
@@ -151,7 +152,7 @@ def test_torch_compile_and_aoti_package_parity(tmp_path):
     with pt2.cache_dir(tmp_path / "inductor"):
         pt2.aoti_package(model, pt2e.example_input(SIZE), tmp_path / "model.pt2")
         run = pt2.aoti_load(tmp_path / "model.pt2", 1)
-        x = torch.randn(3, 3, 24, 24)
+        x = torch.randn(3, 3, SIZE, SIZE)  # another batch size than the package was built with
         with torch.no_grad():
             assert torch.allclose(run(x), model(x), atol=1e-4)
     assert not any((tmp_path / n).exists() for n in ("torchinductor", ".cache")), "inductor cache leaked"
@@ -194,5 +195,6 @@ def test_pt2e_workflow_end_to_end(tmp_path):
     assert {p: digest(p) for p in before} == before
 
 
+@pytest.mark.slow  # inductor compiles C++: 10-100 s
 def test_torch_compile_parity(tmp_path):
     _tiny_compiled_parity(tmp_path)

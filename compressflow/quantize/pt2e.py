@@ -37,26 +37,26 @@ __all__ = [
     "rebuild",
     "finish",
     "program_bytes",
+    "load_at_size",
 ]
 
 API = "pt2e"  # the report's name for the quantization API that built an artifact
 EXPORT_BATCH = 2  # example batch for torch.export; the batch dimension stays dynamic
-# Example height/width for torch.export. Height and width stay dynamic (accuracy at the data's size, latency
-# at 224²); an example this large keeps every ResNet/MobileNet feature map above 1×1, where export would
-# otherwise specialize the sizes ("Constraints violated (height, width)").
-EXPORT_SIZE = 64
+# Height and width are static: export specializes a graph on feature maps of size 1×1 (ResNet18 exported at
+# 224² refuses 16² and 32² inputs, "Guard failed: 1 + (-1 + x.size()[3]) // 32 != 1"), so one graph cannot
+# serve the data's size and the latency size. ``load_at_size`` rebuilds the graph for another size from the
+# same calibrated state (the state dict's keys do not depend on the size).
 
 _QDQ_OPS = ("quantize_per_tensor", "quantize_per_channel", "dequantize_per_tensor", "dequantize_per_channel")
 
 
 def example_input(input_size: int, batch: int = EXPORT_BATCH) -> torch.Tensor:
-    size = max(int(input_size), EXPORT_SIZE)
-    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    return torch.randn(batch, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
 
 
 def dynamic_shapes():
-    """Batch, height and width dynamic (``Dim.AUTO`` lets export keep whatever H/W range the model allows)."""
-    return ({0: torch.export.Dim("batch", min=1, max=4096), 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO},)
+    """The batch is dynamic; height and width are not (see ``EXPORT_BATCH``)."""
+    return ({0: torch.export.Dim("batch", min=1, max=4096)},)
 
 
 def untie_repeated_calls(gm: torch.fx.GraphModule) -> list[str]:
@@ -93,7 +93,7 @@ def untied_calls(gm: torch.fx.GraphModule) -> list[str]:
 
 
 def export(model: nn.Module, input_size: int) -> torch.fx.GraphModule:
-    """The model as an ATen graph (dynamic batch, height, width), with repeated module calls untied."""
+    """The model as an ATen graph (dynamic batch), with repeated module calls untied."""
     model = copy.deepcopy(model).eval()
     try:
         gm = torch.export.export(model, (example_input(input_size),), dynamic_shapes=dynamic_shapes()).module()
@@ -203,6 +203,19 @@ def rebuild(model: nn.Module, t: dict) -> torch.fx.GraphModule:
 def finish(prepared: torch.fx.GraphModule, t: dict) -> torch.fx.GraphModule:
     """After the observers' state is loaded: the converted INT8 graph (``recipes.FINISHERS``)."""
     return convert(prepared)
+
+
+def load_at_size(path, input_size: int):
+    """A saved PT2E artifact's converted graph for ``input_size``² inputs (same calibrated state, same weights)."""
+    from compressflow import files, recipes
+
+    payload = files.load_tensors(path, "model file")
+    recipe = payload["recipe"]
+    t = dict(recipe["transforms"][-1], input_size=int(input_size))
+    recipe = recipes.with_transform(dict(recipe, transforms=recipe["transforms"][:-1]), t)
+    model = recipes.rebuild(recipe)
+    recipes.load_state(model, payload["state_dict"], str(path))
+    return recipes.finish(model, recipe)
 
 
 def strip_meta(gm: torch.fx.GraphModule) -> None:

@@ -65,7 +65,8 @@ def compile_model(model: torch.nn.Module, example: torch.Tensor, threads: int):
 def aoti_package(model: torch.nn.Module, example: torch.Tensor, path) -> float:
     """An AOTInductor package (``.pt2``): C++-loadable with ``AOTIModelPackageLoader``, no Python needed.
 
-    Returns the build seconds. Batch, height and width are dynamic (accuracy at the data's size, latency at 224²).
+    Returns the build seconds. The batch is dynamic; height and width are those of ``example`` (export
+    specializes on 1×1 feature maps, so one package cannot serve every size: see ``quantize/pt2e.py``).
     """
     from torch._inductor import aoti_compile_and_package
     from torch._inductor import config as inductor_config

@@ -13,10 +13,11 @@ from compressflow.runtimes import compile as pt2
 from compressflow.runtimes import pytorch
 
 
-def pt2_row(runtime, own, parent_fn, parent_runtime, inputs, params, torch_model, torch_logits, extra) -> dict:
-    """The metrics row of a PyTorch 2 runtime, against ``parent_fn`` timed in the same process."""
+def pt2_row(runtime, own, parent_fn, parent_runtime, inputs, params, torch_model, torch_logits, extra, predict_fn=None) -> dict:
+    """The metrics row of a PyTorch 2 runtime: top-1 with ``predict_fn`` (default ``own``), latency of ``own``
+    against ``parent_fn`` timed in the same process."""
     test = data.load_split(inputs["test"])
-    logits = ev.predict(own, test, params["batch_size"]) if isinstance(own, torch.nn.Module) else _predict(own, test, params["batch_size"])
+    logits = _predict(predict_fn or own, test, params["batch_size"])
     on_disk = [inputs["package"]] if inputs.get("package") else [inputs["torch_model"]]
     row = ev.metrics(
         runtime,
