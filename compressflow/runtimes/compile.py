@@ -74,12 +74,9 @@ def aoti_package(model: torch.nn.Module, example: torch.Tensor, path) -> float:
     model.eval()
     inductor_config.freezing = FREEZING
     start = time.perf_counter()
-    dims = {
-        0: torch.export.Dim("batch", min=1, max=4096),
-        2: torch.export.Dim("height", min=8, max=1024),
-        3: torch.export.Dim("width", min=8, max=1024),
-    }
-    ep = torch.export.export(model, (example,), dynamic_shapes=(dims,))
+    from compressflow.quantize.pt2e import dynamic_shapes
+
+    ep = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes())  # batch only
     with files.atomic_path(path) as tmp:
         os.remove(tmp)  # the packager refuses to write over a file; it needs a path ending in .pt2
         pt2 = str(tmp) + ".pt2"
