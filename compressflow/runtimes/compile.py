@@ -45,7 +45,12 @@ def compiler():
     from torch._inductor import config as inductor_config
 
     inductor_config.freezing = FREEZING
-    return lambda model: torch.compile(model.eval(), backend="inductor", dynamic=False)
+
+    def compile_(model):
+        model.eval()  # not chained: an exported graph's patched eval() does not return the module
+        return torch.compile(model, backend="inductor", dynamic=False)
+
+    return compile_
 
 
 def compile_model(model: torch.nn.Module, example: torch.Tensor, threads: int):
