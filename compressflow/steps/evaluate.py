@@ -50,9 +50,10 @@ def _evaluate_pt2e(model, test, parent, parent_logits, inputs, params):
 
     th, lat = params["threads"], params["latency"]
     size = lat["input_size"]
-    compiled, _ = pt2.compile_model(model, test["x"][:1], th)
+    data_size = int(test["x"].shape[-1])
+    compiled, _ = pt2.compile_model(model, torch.zeros(1, 3, data_size, data_size), th)
     logits = ev.predict(compiled, test, params["batch_size"])
-    timed = model if size == test["x"].shape[-1] else pt2e.load_at_size(inputs["model"], size)
+    timed = model if size == data_size else pt2e.load_at_size(inputs["model"], size)
     timed_compiled, seconds = pt2.compile_model(timed, torch.zeros(1, 3, size, size), th)
     row = ev.metrics(
         "pytorch",
