@@ -25,11 +25,10 @@ def load_runner(runtime: str, artifact, threads: int, *, ov_precision: str = "f3
     if runtime == PYTORCH:
         model, recipe = artifacts.load_model(artifact)
         if pytorch.api(recipe) == "pt2e":  # a PT2E graph runs as deployed: compiled (the warm-up calls compile)
-            from compressflow.quantize import pt2e
             from compressflow.runtimes import compile as pt2
 
             if input_size is not None:  # its height/width are static: rebuilt for the timed size
-                model = pt2e.load_at_size(artifact, input_size)
+                model = artifacts.load_model_at_size(artifact, input_size)
             return pytorch.runner(pt2.compiler()(model), threads), pytorch.precision(recipe) + " (torch.compile)"
         return pytorch.runner(model, threads), pytorch.precision(recipe)
     if runtime in ORT_RUNTIMES:

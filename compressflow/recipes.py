@@ -53,6 +53,12 @@ def rebuild(recipe: dict) -> torch.nn.Module:
     return model
 
 
+def is_size_bound(recipe: dict) -> bool:
+    """Whether the rebuilt model only takes the input size its recipe records (a PT2E exported graph)."""
+    transforms = recipe.get("transforms", [])
+    return bool(transforms) and transforms[-1].get("kind") in FINISHERS
+
+
 def finish(model: torch.nn.Module, recipe: dict) -> torch.nn.Module:
     """The model after its weights are in: the last transform's finisher, if it has one."""
     transforms = recipe.get("transforms", [])

@@ -37,14 +37,13 @@ __all__ = [
     "rebuild",
     "finish",
     "program_bytes",
-    "load_at_size",
 ]
 
 API = "pt2e"  # the report's name for the quantization API that built an artifact
 EXPORT_BATCH = 2  # example batch for torch.export; the batch dimension stays dynamic
 # Height and width are static: export specializes a graph on feature maps of size 1×1 (ResNet18 exported at
 # 224² refuses 16² and 32² inputs, "Guard failed: 1 + (-1 + x.size()[3]) // 32 != 1"), so one graph cannot
-# serve the data's size and the latency size. ``load_at_size`` rebuilds the graph for another size from the
+# serve the data's size and the latency size. ``artifacts.load_model_at_size`` rebuilds the graph for another size from the
 # same calibrated state (the state dict's keys do not depend on the size).
 
 _QDQ_OPS = ("quantize_per_tensor", "quantize_per_channel", "dequantize_per_tensor", "dequantize_per_channel")
@@ -203,19 +202,6 @@ def rebuild(model: nn.Module, t: dict) -> torch.fx.GraphModule:
 def finish(prepared: torch.fx.GraphModule, t: dict) -> torch.fx.GraphModule:
     """After the observers' state is loaded: the converted INT8 graph (``recipes.FINISHERS``)."""
     return convert(prepared)
-
-
-def load_at_size(path, input_size: int):
-    """A saved PT2E artifact's converted graph for ``input_size``² inputs (same calibrated state, same weights)."""
-    from compressflow import files, recipes
-
-    payload = files.load_tensors(path, "model file")
-    recipe = payload["recipe"]
-    t = dict(recipe["transforms"][-1], input_size=int(input_size))
-    recipe = recipes.with_transform(dict(recipe, transforms=recipe["transforms"][:-1]), t)
-    model = recipes.rebuild(recipe)
-    recipes.load_state(model, payload["state_dict"], str(path))
-    return recipes.finish(model, recipe)
 
 
 def strip_meta(gm: torch.fx.GraphModule) -> None:

@@ -46,14 +46,13 @@ def _evaluate_pt2e(model, test, parent, parent_logits, inputs, params):
     """A PT2E graph runs as deployed, through torch.compile with freezing (its Q/DQ ops become INT8 kernels
     only then). Its height/width are static, so accuracy runs the graph built at the data's size and latency
     the same calibrated state rebuilt at the latency size; compile seconds are recorded apart from latency."""
-    from compressflow.quantize import pt2e
 
     th, lat = params["threads"], params["latency"]
     size = lat["input_size"]
     data_size = int(test["x"].shape[-1])
     compiled, _ = pt2.compile_model(model, torch.zeros(1, 3, data_size, data_size), th)
     logits = ev.predict(compiled, test, params["batch_size"])
-    timed = model if size == data_size else pt2e.load_at_size(inputs["model"], size)
+    timed = model if size == data_size else artifacts.load_model_at_size(inputs["model"], size)
     timed_compiled, seconds = pt2.compile_model(timed, torch.zeros(1, 3, size, size), th)
     row = ev.metrics(
         "pytorch",

@@ -8,7 +8,6 @@ import tempfile
 import torch
 
 from compressflow import artifacts, files, layout
-from compressflow.quantize import pt2e
 from compressflow.runtimes import compile as pt2
 from compressflow.runtimes import pytorch
 from compressflow.steps.evaluate_compile import pt2_row
@@ -25,7 +24,7 @@ def evaluate_aoti(inputs, outputs, params, threads):
         own = pt2.aoti_load(inputs["package"], params["threads"])
         accuracy = pt2.aoti_load(inputs["accuracy"], params["threads"])
         if pytorch.api(recipe) == "pt2e":
-            timed = pt2e.load_at_size(inputs["torch_model"], size)
+            timed = artifacts.load_model_at_size(inputs["torch_model"], size)
             parent, _ = pt2.compile_model(timed, torch.zeros(1, 3, size, size), params["threads"])
             parent_fn, parent_runtime = torch.no_grad()(parent), f"{layout.PYTORCH} ({pt2.SETTING})"
         else:

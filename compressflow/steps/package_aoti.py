@@ -26,7 +26,7 @@ def package_aoti(inputs, outputs, params, threads):
     build = {"setting": pt2.SETTING, "dynamic": ["batch"], "precision": pytorch.precision(recipe), "quant_api": pytorch.api(recipe)}
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache, pt2.cache_dir(cache):
         for key, size in sizes.items():
-            m = pt2e.load_at_size(inputs["model"], size) if quantized else model
+            m = artifacts.load_model_at_size(inputs["model"], size) if quantized else model
             seconds = pt2.aoti_package(m, pt2e.example_input(size), outputs[key])
             build[key] = {"input_size": size, "build_s": round(seconds, 3)}
     files.write_json(build, outputs["build"])
