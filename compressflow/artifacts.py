@@ -13,7 +13,7 @@ import torch
 from compressflow import device, files, recipes
 from compressflow.errors import CompressflowError
 
-__all__ = ["MODEL_FORMAT", "save_model", "load_model"]
+__all__ = ["MODEL_FORMAT", "save_model", "load_model", "load_model_at_size"]
 
 MODEL_FORMAT = "compressflow-model/1"
 
@@ -36,5 +36,24 @@ def load_model(path) -> tuple[torch.nn.Module, dict]:
     recipe = payload["recipe"]
     model = recipes.rebuild(recipe)
     recipes.load_state(model, payload["state_dict"], str(path))
+    model = recipes.finish(model, recipe)
     model.eval()
     return model, recipe
+
+
+def load_model_at_size(path, input_size: int) -> torch.nn.Module:
+    """A PT2E artifact's converted graph for ``input_size``² inputs: same calibrated state, same weights.
+
+    Exported graphs have a static height/width (``quantize/pt2e.py``); the state dict's keys do not depend
+    on the size, so the recorded recipe is replayed at another size. Other models are size-agnostic and
+    load as they are.
+    """
+    payload = files.load_tensors(path, "model file")
+    recipe = payload["recipe"]
+    if not recipes.is_size_bound(recipe):
+        return load_model(path)[0]
+    t = dict(recipe["transforms"][-1], input_size=int(input_size))
+    recipe = recipes.with_transform(dict(recipe, transforms=recipe["transforms"][:-1]), t)
+    model = recipes.rebuild(recipe)
+    recipes.load_state(model, payload["state_dict"], str(path))
+    return recipes.finish(model, recipe)

@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from compressflow import artifacts, files, measure, models, sysinfo
+from compressflow import artifacts, files, measure, models, recipes, sysinfo
 from compressflow.errors import CompressflowError
 from compressflow.layout import CPU_RUNTIMES, ORT_RUNTIMES, OV_RUNTIMES, PYTORCH
 from compressflow.runtimes import onnx, onnxruntime, openvino, pytorch
@@ -21,10 +21,16 @@ from compressflow.runtimes import onnx, onnxruntime, openvino, pytorch
 __all__ = ["load_runner", "macs_and_params", "benchmark", "COLUMNS", "collect"]
 
 
-def load_runner(runtime: str, artifact, threads: int, *, ov_precision: str = "f32"):
+def load_runner(runtime: str, artifact, threads: int, *, ov_precision: str = "f32", input_size: int | None = None):
     """(callable on a float NCHW tensor, precision that runs) for one artifact file of ``runtime`` (a CPU runtime)."""
     if runtime == PYTORCH:
         model, recipe = artifacts.load_model(artifact)
+        if pytorch.api(recipe) == "pt2e":  # a PT2E graph runs as deployed: compiled (the warm-up calls compile)
+            from compressflow.runtimes import compile as pt2
+
+            if input_size is not None:  # its height/width are static: rebuilt for the timed size
+                model = artifacts.load_model_at_size(artifact, input_size)
+            return pytorch.runner(pt2.compiler()(model), threads), pytorch.precision(recipe) + " (torch.compile)"
         return pytorch.runner(model, threads), pytorch.precision(recipe)
     if runtime in ORT_RUNTIMES:
         sess = onnx.session(artifact, threads)
@@ -38,8 +44,11 @@ def load_runner(runtime: str, artifact, threads: int, *, ov_precision: str = "f3
 
 def macs_and_params(torch_model_path, input_size: int) -> tuple[int, int]:
     """MACs per image at ``input_size`` and stored parameters of the PyTorch artifact."""
-    model, _ = artifacts.load_model(torch_model_path)
-    return measure.count_macs(model, torch.zeros(1, 3, input_size, input_size)), models.count_params(model)
+    model, recipe = artifacts.load_model(torch_model_path)
+    counted = model
+    if pytorch.api(recipe) == "pt2e":  # an exported graph has no Conv/Linear modules to hook, and a static size: its float architecture
+        counted = recipes.rebuild(dict(recipe, transforms=recipe["transforms"][:-1]))
+    return measure.count_macs(counted, torch.zeros(1, 3, input_size, input_size)), models.count_params(model)
 
 
 def benchmark(
@@ -63,7 +72,7 @@ def benchmark(
     """
     torch.set_num_threads(threads)
     rss_start = measure.peak_rss_mib()
-    fn, precision = load_runner(runtime, artifact, threads, ov_precision=ov_precision)
+    fn, precision = load_runner(runtime, artifact, threads, ov_precision=ov_precision, input_size=input_size)
     rss_loaded = measure.peak_rss_mib()
     parent_fn = load_runner(parent[0], parent[1], threads, ov_precision=ov_precision)[0] if parent else None
     rows = []

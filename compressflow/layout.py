@@ -25,7 +25,10 @@ class Technique:
 
     name: str
     stage: str  # rules/<stage>.smk
-    quantized: bool = False  # a torch.ao INT8 model: no ONNX export (its float parent is deployed), gets a layer_error table
+    quantized: bool = False  # a PyTorch INT8 model: no ONNX export (its float parent is deployed)
+    api: str | None = (
+        None  # quantized: which API builds it ("torch.ao-fx", "torch.ao-eager", "pt2e"); torch.ao ones get a layer_error table
+    )
     trains: bool = False  # trains with a seed: ``repeats: N`` may build it N times
     before: tuple[str, ...] = ()  # the technique's other rules, which run before its main rule
     knobs_of: dict = None  # rule -> the knobs it receives when the technique's rules split them (else all)
@@ -38,17 +41,21 @@ TECHNIQUES = {
         Technique("prune_l1", "prune", trains=True),
         Technique("prune_channels", "prune", trains=True),
         Technique("distill", "distill", trains=True),
-        Technique("dynamic", "quantize", quantized=True),
+        Technique("dynamic", "quantize", quantized=True, api="torch.ao-eager"),
         # Calibration gets only the knobs that change it: bias_correction reruns ptq, not ptq_calibrate.
         Technique(
             "ptq",
             "quantize",
             quantized=True,
+            api="torch.ao-fx",
             before=("ptq_calibrate",),
             knobs_of={"ptq_calibrate": ("backend", "observer", "activation", "per_channel", "calib_size", "percentile")},
         ),
-        Technique("qat", "quantize", quantized=True, trains=True),
-        Technique("mixed", "quantize", quantized=True, before=("sensitivity",)),
+        Technique("qat", "quantize", quantized=True, api="torch.ao-fx", trains=True),
+        Technique("mixed", "quantize", quantized=True, api="torch.ao-fx", before=("sensitivity",)),
+        # The successors of the deprecated torch.ao FX path: torch.export graphs, INT8 only after torch.compile.
+        Technique("ptq_pt2e", "quantize", quantized=True, api="pt2e"),
+        Technique("qat_pt2e", "quantize", quantized=True, api="pt2e", trains=True),
     )
 }
 BASELINE = "train_baseline"  # the rule that makes the root variant (trains, or loads the user's checkpoint)
@@ -57,9 +64,13 @@ BASELINE = "train_baseline"  # the rule that makes the root variant (trains, or 
 DEVICE_RULES = (BASELINE, "prune_l1", "prune_channels", "distill", "qat", "ptq_calibrate", "evaluate")
 
 
-def techniques(*, quantized: bool | None = None, trains: bool | None = None) -> list[str]:
-    """Technique names, optionally only those that (do not) quantize or train."""
-    return [n for n, t in TECHNIQUES.items() if (quantized is None or t.quantized == quantized) and (trains is None or t.trains == trains)]
+def techniques(*, quantized: bool | None = None, trains: bool | None = None, api: str | None = None) -> list[str]:
+    """Technique names, optionally only those that (do not) quantize or train, or that a given API builds."""
+    return [
+        n
+        for n, t in TECHNIQUES.items()
+        if (quantized is None or t.quantized == quantized) and (trains is None or t.trains == trains) and (api is None or t.api == api)
+    ]
 
 
 # ---------------------------------------------------------------- runtimes
@@ -68,7 +79,10 @@ PYTORCH = "pytorch"
 ORT_RUNTIMES = ("onnxruntime", "onnxruntime-int8")
 OV_RUNTIMES = ("openvino", "openvino-int8", "openvino-qdq")
 TRT_RUNTIMES = ("tensorrt-fp16", "tensorrt-int8", "tensorrt-int8-calib")
-# Runtimes the benchmark rule times on the CPU (TensorRT rows are timed by their own GPU jobs).
+# PyTorch 2: torch.compile (inductor, freezing) of model.pt, and an AOTInductor package (C++-loadable, no Python).
+PT2_RUNTIMES = ("pytorch-compile", "pytorch-aoti")
+# Runtimes the benchmark rule times on the CPU (TensorRT rows are timed by their own GPU jobs; the
+# PyTorch 2 rows by their own evaluate job, which needs the compile anyway).
 CPU_RUNTIMES = (PYTORCH, *ORT_RUNTIMES, *OV_RUNTIMES)
 # What gets timed, in one place: every CPU runtime's artifact is timed by ``benchmark_artifact``, alone on
 # the cores, and at batch 1 in alternating blocks with the artifact it is compared with (its report
@@ -81,7 +95,7 @@ LATENCY_PARENT = {
     "openvino-int8": "openvino",
     "openvino-qdq": "openvino",
 }
-RUNTIMES = (*CPU_RUNTIMES, *TRT_RUNTIMES)
+RUNTIMES = (*CPU_RUNTIMES, *PT2_RUNTIMES, *TRT_RUNTIMES)
 
 # The file each runtime runs, relative to results/{model}/{variant}/. OpenVINO compiles the ORT QDQ model
 # for openvino-qdq; an OpenVINO IR's weights sit beside it as model.bin.
@@ -92,6 +106,8 @@ ARTIFACTS = {
     "openvino": "openvino/model.xml",
     "openvino-int8": "openvino-int8/model.xml",
     "openvino-qdq": "onnxruntime-int8/model.onnx",
+    "pytorch-compile": "model.pt",
+    "pytorch-aoti": "pytorch-aoti/model.pt2",
     "tensorrt-fp16": "tensorrt-fp16/model.engine",
     "tensorrt-int8": "tensorrt-int8/model.engine",
     "tensorrt-int8-calib": "tensorrt-int8-calib/model.engine",

@@ -18,6 +18,11 @@ REBUILDERS = {
     "fold_bn": "compressflow.fusion:rebuild",
     "prune_channels": "compressflow.prune:rebuild",
     "quantize": "compressflow.quantize.rebuild:rebuild",
+    "pt2e": "compressflow.quantize.pt2e:rebuild",
+}
+# kind -> "module:function" run after the state dict is loaded (PT2E converts once its observers hold their values).
+FINISHERS = {
+    "pt2e": "compressflow.quantize.pt2e:finish",
 }
 
 
@@ -61,6 +66,21 @@ def rebuild(recipe: dict) -> torch.nn.Module:
             )
         mod_name, fn_name = REBUILDERS[kind].split(":")
         model = getattr(importlib.import_module(mod_name), fn_name)(model, transform)
+    return model
+
+
+def is_size_bound(recipe: dict) -> bool:
+    """Whether the rebuilt model only takes the input size its recipe records (a PT2E exported graph)."""
+    transforms = recipe.get("transforms", [])
+    return bool(transforms) and transforms[-1].get("kind") in FINISHERS
+
+
+def finish(model: torch.nn.Module, recipe: dict) -> torch.nn.Module:
+    """The model after its weights are in: the last transform's finisher, if it has one."""
+    transforms = recipe.get("transforms", [])
+    if transforms and transforms[-1].get("kind") in FINISHERS:
+        mod_name, fn_name = FINISHERS[transforms[-1]["kind"]].split(":")
+        model = getattr(importlib.import_module(mod_name), fn_name)(model, transforms[-1])
     return model
 
 

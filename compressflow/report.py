@@ -15,6 +15,8 @@ COLUMNS = [
     "runtime",
     "parent",
     "technique",
+    "quant_api",  # which API built a PyTorch INT8 artifact: torch.ao-fx, torch.ao-eager or pt2e
+    "compiled",  # torch.compile setting the row ran under (PT2E, pytorch-compile)
     "top1",
     "top1_lo",
     "top1_hi",
@@ -35,6 +37,7 @@ COLUMNS = [
     "latency_ms_p50_hi",
     "latency_ms_p90",
     "throughput_ips",
+    "compile_s",  # first-call compile time, apart from latency (PyTorch 2 rows)
     "parent_latency_ms_p50",
     "speedup_vs_parent",
     "faster_than_parent",

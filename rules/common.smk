@@ -184,6 +184,8 @@ RUNTIME_PRODUCERS = {
     "openvino": ["convert_openvino", "evaluate_openvino"],
     "openvino-int8": ["convert_openvino", "quantize_openvino", "evaluate_openvino"],
     "openvino-qdq": ["convert_openvino", "quantize_onnxruntime", "evaluate_openvino"],
+    "pytorch-compile": ["evaluate_compile"],
+    "pytorch-aoti": ["package_aoti", "evaluate_aoti"],
     "tensorrt-fp16": ["build_trt_fp16", "evaluate_tensorrt"],
     "tensorrt-int8": ["build_trt_int8", "evaluate_tensorrt"],
     "tensorrt-int8-calib": ["build_trt_int8_calib", "evaluate_tensorrt"],
@@ -206,7 +208,7 @@ def all_artifacts():
     for e in deploy_entries():
         if e.get("skipped"):
             continue
-        names = ["export_onnx", *RUNTIME_PRODUCERS[e["runtime"]]]
+        names = [*ONNX_FIRST[e["runtime"]], *RUNTIME_PRODUCERS[e["runtime"]]]
         out += _outputs(
             names, model=e["model"], variant=e["variant"], runtime=e["runtime"]
         )
@@ -236,6 +238,11 @@ def parent_outputs(wildcards):
 # bias_correction reruns ptq (and its evaluation) but never its calibration.
 
 QUANT_TECHNIQUES = layout.techniques(quantized=True)
+# PT2E graphs (torchao) have no per-module torch.ao layers for layer_error to compare.
+LAYER_ERROR_TECHNIQUES = [
+    t for t in QUANT_TECHNIQUES if layout.TECHNIQUES[t].api != "pt2e"
+]
+PT2E_TECHNIQUES = layout.techniques(api="pt2e")
 CALIB_KNOBS = layout.TECHNIQUES["ptq"].knobs_of["ptq_calibrate"]
 
 
@@ -248,7 +255,12 @@ def layer_error_tables():
 
     Sorted, so make_report's params do not depend on the order of variants in the YAML.
     """
-    return sorted((m, v) for v in quantized_variants() for m in models_of(v))
+    return sorted(
+        (m, v)
+        for t in LAYER_ERROR_TECHNIQUES
+        for v in variants_of(t)
+        for m in models_of(v)
+    )
 
 
 def sensitivity_models():
@@ -298,6 +310,10 @@ def deploy_runtimes():
     """(runtime, technique, parent runtime) for every runtime row the deploy section asks for."""
     ort, ov, trt = DEPLOY["onnxruntime"], DEPLOY["openvino"], DEPLOY["tensorrt"]
     rows = []
+    if PT2["compile"]:
+        rows.append(("pytorch-compile", "torch_compile", "pytorch"))
+    if PT2["aoti"]:
+        rows.append(("pytorch-aoti", "aoti_package", "pytorch"))
     if ort["enabled"]:
         rows.append(("onnxruntime", "onnx_export", "pytorch"))
         if ort["int8"]["enabled"]:
@@ -317,6 +333,33 @@ def deploy_runtimes():
         if trt["int8_calibrator"]:
             rows.append(("tensorrt-int8-calib", "tensorrt_int8_calib", int8_parent))
     return rows
+
+
+PT2 = DEPLOY["pytorch"]
+PT2_RUNTIMES = list(layout.PT2_RUNTIMES)
+# Which runtimes start from the ONNX export (the PyTorch 2 ones start from model.pt).
+ONNX_FIRST = {
+    r: ([] if r in PT2_RUNTIMES else ["export_onnx"]) for r in RUNTIME_PRODUCERS
+}
+
+
+def pt2e_deploy_entries():
+    """PT2E INT8 variants leave Python as AOTInductor packages; their parent row is their own compiled pytorch row."""
+    if not PT2["aoti"]:
+        return []
+    return [
+        {
+            "model": m,
+            "variant": v,
+            "runtime": "pytorch-aoti",
+            "parent": v,
+            "technique": "aoti_package",
+            "metrics_path": f"results/{m}/{v}/pytorch-aoti/metrics.json",
+        }
+        for t in PT2E_TECHNIQUES
+        for v in variants_of(t)
+        for m in models_of(v)
+    ]
 
 
 TRT_DECISION = os.path.join(".snakemake", "compressflow-tensorrt-auto.json")
@@ -351,7 +394,7 @@ def deploy_entries():
 
     A TensorRT row that ``trt_skipped`` leaves out of the DAG has ``skipped`` (the reason) and no metrics file.
     """
-    return [
+    return pt2e_deploy_entries() + [
         {
             "model": m,
             "variant": v,
@@ -431,6 +474,11 @@ def ov_eval_inputs(w):
         "quant_report": f"{base}/onnxruntime-int8/quantize.json",
         **parent,
     }
+
+
+def pt2_variants():
+    """Variants with PyTorch 2 rows: the deployed float ones and every PT2E INT8 one."""
+    return DEPLOY_VARIANTS + [v for t in PT2E_TECHNIQUES for v in variants_of(t)]
 
 
 # --- trt helpers (rules/trt.smk) ---

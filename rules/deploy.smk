@@ -121,3 +121,77 @@ rule evaluate_openvino:
         precision=DEPLOY["openvino"]["inference_precision"],
     script:
         "../scripts/evaluate_openvino.py"
+
+
+# PyTorch 2 rows: torch.compile (inductor, freezing) of model.pt, and AOTInductor packages.
+rule evaluate_compile:
+    input:
+        unpack(torch_artifact),
+        test=split("test"),
+    output:
+        metrics="results/{model}/{variant}/pytorch-compile/metrics.json",
+        provenance="results/{model}/{variant}/pytorch-compile/eval_provenance.json",
+    log:
+        "logs/{model}/{variant}/pytorch-compile/evaluate_compile.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/pytorch-compile/evaluate_compile.tsv"
+    wildcard_constraints:
+        variant=alternation(DEPLOY_VARIANTS),
+    conda:
+        "../envs/torch.yaml"
+    threads: workflow.cores
+    params:
+        **timing_params(),
+        runtime="pytorch-compile",
+    script:
+        "../scripts/evaluate_compile.py"
+
+
+rule package_aoti:
+    input:
+        model="results/{model}/{variant}/model.pt",
+    output:
+        package="results/{model}/{variant}/pytorch-aoti/model.pt2",
+        accuracy="results/{model}/{variant}/pytorch-aoti/accuracy.pt2",
+        build="results/{model}/{variant}/pytorch-aoti/build.json",
+        provenance="results/{model}/{variant}/pytorch-aoti/provenance.json",
+    log:
+        "logs/{model}/{variant}/pytorch-aoti/package_aoti.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/pytorch-aoti/package_aoti.tsv"
+    wildcard_constraints:
+        variant=alternation(pt2_variants()),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        latency_size=config["evaluate"]["latency"]["input_size"],
+        data_size=config["dataset"]["input_size"],
+        seed=config["seed"],
+    script:
+        "../scripts/package_aoti.py"
+
+
+rule evaluate_aoti:
+    input:
+        unpack(torch_artifact),
+        package=rules.package_aoti.output.package,
+        accuracy=rules.package_aoti.output.accuracy,
+        build=rules.package_aoti.output.build,
+        test=split("test"),
+    output:
+        metrics="results/{model}/{variant}/pytorch-aoti/metrics.json",
+        provenance="results/{model}/{variant}/pytorch-aoti/eval_provenance.json",
+    log:
+        "logs/{model}/{variant}/pytorch-aoti/evaluate_aoti.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/pytorch-aoti/evaluate_aoti.tsv"
+    wildcard_constraints:
+        variant=alternation(pt2_variants()),
+    conda:
+        "../envs/torch.yaml"
+    threads: workflow.cores
+    params:
+        **timing_params(),
+        runtime="pytorch-aoti",
+    script:
+        "../scripts/evaluate_aoti.py"

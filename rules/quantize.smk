@@ -176,3 +176,60 @@ rule layer_error:
         seed=config["seed"],
     script:
         "../scripts/layer_error.py"
+
+
+# PT2E (torchao), the successor of the torch.ao FX rules above: model.pt is recipe + the calibrated
+# prepared graph's state (reloads weights-only, converts on load); program.pt2 is torch.export.save
+# of the converted graph; pt2e.json records the Q/DQ count and the untied repeated module calls.
+rule ptq_pt2e:
+    input:
+        model=parent_model,
+        calib=split("calib"),
+    output:
+        model="results/{model}/{variant}/model.pt",
+        program="results/{model}/{variant}/program.pt2",
+        report="results/{model}/{variant}/pt2e.json",
+        provenance="results/{model}/{variant}/provenance.json",
+    log:
+        "logs/{model}/{variant}/ptq_pt2e.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/ptq_pt2e.tsv"
+    wildcard_constraints:
+        variant=alternation(variants_of("ptq_pt2e")),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        calib_size=lambda w: knobs(w)["calib_size"],
+        reduce_range=lambda w: knobs(w)["reduce_range"],
+        fp32_layers=lambda w: knobs(w)["fp32_layers"],
+        seed=config["seed"],
+    script:
+        "../scripts/ptq_pt2e.py"
+
+
+rule qat_pt2e:
+    input:
+        model=parent_model,
+        train=split("train"),
+    output:
+        model="results/{model}/{variant}/model.pt",
+        program="results/{model}/{variant}/program.pt2",
+        report="results/{model}/{variant}/pt2e.json",
+        provenance="results/{model}/{variant}/provenance.json",
+    log:
+        "logs/{model}/{variant}/qat_pt2e.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/qat_pt2e.tsv"
+    wildcard_constraints:
+        variant=alternation(variants_of("qat_pt2e")),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        reduce_range=lambda w: knobs(w)["reduce_range"],
+        fp32_layers=lambda w: knobs(w)["fp32_layers"],
+        epochs=lambda w: knobs(w)["epochs"],
+        lr=lambda w: knobs(w)["lr"],
+        batch_size=lambda w: knobs(w)["batch_size"],
+        seed=seed_of,
+    script:
+        "../scripts/qat_pt2e.py"

@@ -6,7 +6,7 @@ import torch
 
 from compressflow import artifacts, files
 
-__all__ = ["runner", "precision", "reference"]
+__all__ = ["runner", "precision", "api", "reference"]
 
 
 def runner(model: torch.nn.Module, threads: int):
@@ -23,12 +23,22 @@ def runner(model: torch.nn.Module, threads: int):
 
 def precision(recipe: dict) -> str:
     """fp32, int8 (static/QAT), int8-dynamic (weights only, activations float) or int8+fp32 (mixed precision)."""
-    quant = [t for t in recipe.get("transforms", []) if t.get("kind") == "quantize"]
+    quant = [t for t in recipe.get("transforms", []) if t.get("kind") in ("quantize", "pt2e")]
     if not quant:
         return "fp32"
     if quant[-1].get("mode") == "dynamic":
         return "int8-dynamic"
     return "int8+fp32" if quant[-1].get("fp32_layers") else "int8"
+
+
+def api(recipe: dict) -> str | None:
+    """Which quantization API built an INT8 artifact: "pt2e" (torchao), "torch.ao-fx" or "torch.ao-eager" (dynamic); None if float."""
+    quant = [t for t in recipe.get("transforms", []) if t.get("kind") in ("quantize", "pt2e")]
+    if not quant:
+        return None
+    if quant[-1]["kind"] == "pt2e":
+        return "pt2e"
+    return "torch.ao-eager" if quant[-1].get("mode") == "dynamic" else "torch.ao-fx"
 
 
 def reference(inputs: dict) -> tuple[torch.nn.Module, torch.Tensor]:
