@@ -129,7 +129,7 @@ def check_evaluate(s) -> str:
     from compressflow.quantize.dynamic import quantize_dynamic
 
     model, _ = _train(s["train"], "cpu", epochs=1)
-    lat = {"batch_size": 256, "threads": 2, "latency_input": 32, "warmup": 1, "iters": 3}
+    lat = {"batch_size": 256, "threads": 2}
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "model.pt"
         artifacts.save_model(model, recipes.base_recipe("resnet18", 10), path)

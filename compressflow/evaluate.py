@@ -62,8 +62,12 @@ def metrics(
     own_fn=None,
     parent_fn=None,
     latency: dict | None = None,
+    accuracy_device: str = "cpu",
+    latency_device: str = "cpu",
 ) -> dict:
     """The metrics row of one artifact in any runtime; every evaluate rule writes these keys.
+
+    ``accuracy_device``/``latency_device`` say where the logits and the latency were computed.
 
     Latency only for a runtime ``benchmark_artifact`` does not time (``layout.CPU_RUNTIMES`` it does):
     with ``own_fn``, ``latency`` is the config's section (``input_size``, ``warmup``, ``iters``); with a
@@ -80,6 +84,8 @@ def metrics(
         "per_class_top1": per_class_top1(logits, y, test["classes"]),
         "correct_top1": correct_top1(logits, y),
         "threads": threads,
+        "accuracy_device": accuracy_device,
+        "latency_device": latency_device,
         **sysinfo.cpu(),
     }
     if parent_logits is not None:
@@ -125,7 +131,6 @@ def evaluate(
         params=models.count_params(model),
         threads=threads,
         parent_logits=parent_logits,
+        accuracy_device=devices.describe(on),
     )
-    row["accuracy_device"] = devices.describe(on)
-    row["latency_device"] = "cpu"
     return row, logits

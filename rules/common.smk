@@ -641,8 +641,8 @@ USER_CODE_PATHS = [
     if spec.get("module") and spec.get("code_path")
 ]
 if USER_CODE_PATHS:
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [*USER_CODE_PATHS, os.environ["PYTHONPATH"]]
+    os.environ.update(
+        PYTHONPATH=os.pathsep.join([*USER_CODE_PATHS, os.environ.get("PYTHONPATH", "")])
     )
 
 

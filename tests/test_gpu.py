@@ -114,7 +114,7 @@ def test_evaluate_records_accuracy_and_latency_devices(tmp_path):
     model = models.build("resnet18", 4).eval()
     path = tmp_path / "m.pt"
     artifacts.save_model(model, recipes.base_recipe("resnet18", 4), path)
-    row, logits = ev.evaluate(model, _toy_split(16), path, batch_size=8, threads=1, latency_input=8, warmup=0, iters=1)
+    row, logits = ev.evaluate(model, _toy_split(16), path, batch_size=8, threads=1)
     assert row["accuracy_device"] == "cpu" and row["latency_device"] == "cpu" and logits.shape == (16, 4)
 
 

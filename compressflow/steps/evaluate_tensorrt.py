@@ -46,6 +46,8 @@ def evaluate_tensorrt(inputs, outputs, params, threads):
         threads=params["threads"],
         latency=lat,
         parent_logits=torch_logits,
+        accuracy_device="cuda",
+        latency_device="cuda",
     )
     opt = params["tensorrt"]["opt_batch"]
     xb = torch.zeros(opt, 3, lat["input_size"], lat["input_size"], device="cuda")
