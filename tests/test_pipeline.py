@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from compressflow import artifacts, data, models, provenance
+from compressflow import artifacts, models, provenance
 from tests.conftest import REPO, assert_picture, snakemake, write_config
 
 REQUIRED = ["model", "variant", "runtime", "top1", "top5", "size_mb", "latency_ms_p50", "parent", "top1_agreement_vs_parent"]
