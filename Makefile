@@ -18,8 +18,12 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 run: $(STAMP)
 	$(SNAKEMAKE) --profile profiles/default --cores all
 
+# test_slurm in a process of its own: after the rest of the suite in one process, with SLURM up, that
+# process died with a segmentation fault at the test_runtimes -> test_slurm boundary (2026-12-01, twice;
+# both files pass together in a fresh process). Not yet diagnosed.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --ignore=tests/test_slurm.py
+	$(PY) -m pytest -q tests/test_slurm.py
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
