@@ -7,7 +7,7 @@ For each model in a finished run's ``results/report/summary.csv``:
     variant fp32 when deployed); every candidate is timed and the fastest wins;
   * recommended: the row the report recommends (``recommended`` column);
   * the PyTorch-native peers (issue 15): ``torch.compile`` FP32 (inductor, freezing) of ``fp32``, PT2E
-    INT8 of ``fp32`` (``ptq_pt2e``/``qat_pt2e`` variants, run compiled) and the FX INT8 of ``fp32``
+    INT8 of ``fp32`` (``ptq_pt2e``/``qat_pt2e``/``mixed_pt2e`` variants, run compiled) and the FX INT8 of ``fp32``
     (``ptq``); ``best_native`` is the fastest of them, and ``speedup_vs_best_native`` compares every row
     with it (goal: recommended >= 1.5x at <= 1 pt top-1 drop; PT2E INT8 should be at least as fast as FX).
 All artifacts of a model run in one process, taking turns in blocks of calls on the same input at batch 1, so machine
@@ -46,7 +46,7 @@ def native_peers(rows: pd.DataFrame) -> set:
         if ((rows.variant == layout.ROOT_VARIANT) & (rows.runtime == "pytorch-compile")).any()
         else set()
     )
-    peers |= {("pt2e_int8", r.variant, r.runtime) for r in rows[from_fp32 & rows.technique.isin(["ptq_pt2e", "qat_pt2e"])].itertuples()}
+    peers |= {("pt2e_int8", r.variant, r.runtime) for r in rows[from_fp32 & rows.technique.isin(layout.techniques(api="pt2e"))].itertuples()}
     peers |= {("fx_int8", r.variant, r.runtime) for r in rows[from_fp32 & (rows.technique == "ptq")].itertuples()}
     return peers
 

@@ -2,7 +2,7 @@
 
 One factor at a time around the workflow's default PTQ (x86, histogram, affine, per-channel, 128 calib
 images), plus the full observer x activation x per-channel grid on x86. Each point calibrates and
-converts with the workflow's own functions (``quantize.build_static``), then records val/test top-1,
+converts with the workflow's own functions (``quantize.graph.build_static``), then records val/test top-1,
 the SQNR of the test logits against FP32, the saved size, and batch-1 latency at ``--input-size``
 timed in alternating blocks with the FP32 model in the same process. Every row carries the CPU model
 and ISA flags. The qnnpack backend targets ARM; on x86 it runs but is not meant to be fast there.
@@ -23,7 +23,7 @@ import torch
 
 from compressflow import artifacts, data, layout, measure, recipes, sysinfo
 from compressflow import evaluate as ev
-from compressflow.quantize import error, graph, mixed, qconfig, rebuild
+from compressflow.quantize import error, graph, qconfig, rebuild
 
 DEFAULT = {"backend": "x86", "observer": "histogram", "activation": "affine", "per_channel": True, "calib_size": 128}
 
@@ -58,7 +58,7 @@ def main(argv=None):
     rows = []
     for point in points(args.calib_sizes):
         spec = qconfig.qconfig_spec(point["backend"], point["observer"], point["activation"], point["per_channel"])
-        q = mixed.build_static(fp32, spec, calib, graph.check_calib_size(calib, point["calib_size"]))
+        q = graph.build_static(fp32, spec, calib, graph.check_calib_size(calib, point["calib_size"]))
         test_logits = ev.predict(q, test)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.pt"

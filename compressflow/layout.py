@@ -56,6 +56,7 @@ TECHNIQUES = {
         # The successors of the deprecated torch.ao FX path: torch.export graphs, INT8 only after torch.compile.
         Technique("ptq_pt2e", "quantize", quantized=True, api="pt2e"),
         Technique("qat_pt2e", "quantize", quantized=True, api="pt2e", trains=True),
+        Technique("mixed_pt2e", "quantize", quantized=True, api="pt2e"),
     )
 }
 BASELINE = "train_baseline"  # the rule that makes the root variant (trains, or loads the user's checkpoint)

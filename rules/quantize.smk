@@ -207,6 +207,36 @@ rule ptq_pt2e:
         "../scripts/ptq_pt2e.py"
 
 
+# The successor of mixed: per-unit PT2E sensitivity and the greedy FP32/INT8 search in one job
+# (pt2e.json holds both); the artifact is a ptq_pt2e one with the chosen fp32_layers.
+rule mixed_pt2e:
+    input:
+        model=parent_model,
+        calib=split("calib"),
+        val=split("val"),
+    output:
+        model="results/{model}/{variant}/model.pt",
+        program="results/{model}/{variant}/program.pt2",
+        report="results/{model}/{variant}/pt2e.json",
+        provenance="results/{model}/{variant}/provenance.json",
+    log:
+        "logs/{model}/{variant}/mixed_pt2e.log",
+    benchmark:
+        "results/benchmarks/{model}/{variant}/mixed_pt2e.tsv"
+    wildcard_constraints:
+        variant=alternation(variants_of("mixed_pt2e")),
+    conda:
+        "../envs/torch.yaml"
+    params:
+        calib_size=lambda w: knobs(w)["calib_size"],
+        reduce_range=lambda w: knobs(w)["reduce_range"],
+        max_accuracy_drop=lambda w: knobs(w)["max_accuracy_drop"],
+        keep_first_last=lambda w: knobs(w)["keep_first_last"],
+        seed=config["seed"],
+    script:
+        "../scripts/mixed_pt2e.py"
+
+
 rule qat_pt2e:
     input:
         model=parent_model,

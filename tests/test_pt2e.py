@@ -82,6 +82,76 @@ def test_fp32_layers_stay_float():
     assert 0 < pt2e.count_qdq(mixed) < pt2e.count_qdq(full)
 
 
+def test_only_layers_quantizes_only_that_unit():
+    """Per-unit sensitivity the PT2E way: no global config, set_module_name_qconfig(unit, config) for one unit."""
+    _, full = _quantized(_block())
+    _, only_fc = _quantized(_block(), only_layers=["fc"])
+    _, no_fc = _quantized(_block(), fp32_layers=["fc"])
+    assert pt2e.count_qdq(only_fc) > 0 and pt2e.count_qdq(only_fc) + pt2e.count_qdq(no_fc) == pt2e.count_qdq(full)
+
+
+def test_mixed_pt2e_search_keeps_units_float_and_the_artifact_reloads(tmp_path):
+    """The successor of ``mixed``: PT2E sensitivity per unit, the greedy search, and a weights-only artifact."""
+    from compressflow.quantize import mixed, units
+
+    model, calib, val = _block(), _calib(), _calib(24)
+
+    def build(fp32_layers=(), only_layers=None):
+        return pt2e.build(model, calib, 16, SIZE, fp32_layers=fp32_layers, only_layers=only_layers)
+
+    names = units.quantizable_units(model)
+    rows = mixed.sensitivity(model, build, val, names)
+    assert [r["layer"] for r in rows] == names == ["conv1", "conv2", "fc"]
+    prepared, info = mixed.mixed_precision(model, build, val, names, rows, max_accuracy_drop=1.0, keep_first_last=True)
+    assert info["budget_met"] and info["fp32_layers"] == ["conv1", "fc"] and info["int8_layers"] == ["conv2"]
+    impossible, bad = mixed.mixed_precision(model, build, val, names, rows, max_accuracy_drop=-1.0, keep_first_last=False)
+    assert bad["budget_met"] is False and "budget not met" in bad["note"] and len(bad["int8_layers"]) >= 1
+    base = recipes.base_recipe("resnet18", 10)
+    t = pt2e.transform(SIZE, qat=False, reduce_range=False, fp32_layers=info["fp32_layers"], calib_size=16)
+    path = tmp_path / "model.pt"
+    artifacts.save_model(prepared, recipes.with_transform(base, t), path)
+    rebuilt = pt2e.rebuild(_block(), t)
+    recipes.load_state(rebuilt, torch.load(path, weights_only=True)["state_dict"], str(path))
+    again = recipes.finish(rebuilt, recipes.with_transform(base, t))
+    x = _calib(4)["x"]
+    with torch.no_grad():
+        assert torch.equal(pt2e.convert(prepared)(x), again(x))
+
+
+NO_FX = """
+import sys, importlib.abc
+import torch
+for k in [k for k in sys.modules if k.startswith("torch.ao.quantization.quantize_fx")]:
+    del sys.modules[k]
+class NoFX(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.startswith("torch.ao.quantization.quantize_fx"):
+            raise ImportError("torch.ao.quantization FX removed (simulated): " + name)
+sys.meta_path.insert(0, NoFX())
+from compressflow.steps import mixed_pt2e, ptq_pt2e, qat_pt2e
+from tests.test_pt2e import _block, _calib, SIZE
+from compressflow.quantize import pt2e
+q, _ = pt2e.build(_block(), _calib(), 16, SIZE, fp32_layers=["fc"])
+assert pt2e.count_qdq(q) > 0
+assert not [m for m in sys.modules if m == "compressflow.quantize.graph"], "PT2E imported the FX module"
+print("pt2e without torch.ao FX: ok")
+"""
+
+
+def test_pt2e_techniques_work_without_torch_ao_fx():
+    """The successor path must not lean on what it replaces: with torch.ao's FX API made unimportable,
+    the PT2E steps import and build. (Today ``steps/ptq_pt2e.py`` importing ``quantize.graph`` fails this.)"""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", NO_FX], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
 def test_artifact_reloads_weights_only_with_parity(tmp_path):
     prepared, q = _quantized(_block())
     base = recipes.base_recipe("resnet18", 10)  # the recipe's arch is not used: the block is rebuilt below
@@ -121,13 +191,13 @@ def test_qat_pt2e_trains_and_converts():
 
 
 def test_torch_ao_fx_still_importable():
-    """Fails the day the pinned torch drops torch.ao.quantization: move PTQ/QAT/mixed to ptq_pt2e/qat_pt2e."""
+    """Fails the day the pinned torch drops torch.ao.quantization: move PTQ/QAT/mixed to ptq_pt2e/qat_pt2e/mixed_pt2e."""
     try:
         importlib.import_module("torch.ao.quantization.quantize_fx")
     except ImportError as exc:
         pytest.fail(
             f"torch.ao.quantization FX is gone from this torch ({exc}): the techniques ptq, qat, mixed and dynamic "
-            "cannot build; use their successors ptq_pt2e / qat_pt2e (fp32_layers for mixed precision), see docs/techniques.md"
+            "cannot build; use their successors ptq_pt2e / qat_pt2e / mixed_pt2e, see docs/techniques.md"
         )
 
 
@@ -160,7 +230,7 @@ def test_torch_compile_and_aoti_package_parity(tmp_path):
 
 @pytest.mark.slow
 def test_pt2e_workflow_end_to_end(tmp_path):
-    """ptq_pt2e, qat_pt2e (with fp32_layers), pytorch-compile and pytorch-aoti rows on the real Snakefile; program.pt2 bytes repeat."""
+    """ptq_pt2e (with fp32_layers), qat_pt2e, mixed_pt2e, pytorch-compile and pytorch-aoti rows on the real Snakefile; program.pt2 bytes repeat."""
     import hashlib
 
     import pandas as pd
@@ -170,9 +240,15 @@ def test_pt2e_workflow_end_to_end(tmp_path):
     snakemake(tmp_path, "--cores", "2", config=REPO / "tests" / "pt2e_config.yaml", timeout=3600)
     df = pd.read_csv(tmp_path / "results/report/summary.csv")
     rows = {(r.variant, r.runtime): r for r in df.itertuples()}
-    for key in [("pt2e", "pytorch"), ("pt2e-mixed", "pytorch"), ("qat-pt2e", "pytorch"), ("fused", "pytorch-compile")]:
+    for key in [
+        ("pt2e", "pytorch"),
+        ("pt2e-mixed", "pytorch"),
+        ("qat-pt2e", "pytorch"),
+        ("mixed-pt2e", "pytorch"),
+        ("fused", "pytorch-compile"),
+    ]:
         assert key in rows, key
-    for v in ("pt2e", "pt2e-mixed", "qat-pt2e", "fused"):
+    for v in ("pt2e", "pt2e-mixed", "qat-pt2e", "mixed-pt2e", "fused"):
         assert (v, "pytorch-aoti") in rows, v
     assert rows[("pt2e", "pytorch")].quant_api == "pt2e"
     assert rows[("ptq-x86", "pytorch")].quant_api == "torch.ao-fx"
@@ -184,6 +260,10 @@ def test_pt2e_workflow_end_to_end(tmp_path):
     mixed = json.loads((tmp_path / "results/resnet18/pt2e-mixed/pt2e.json").read_text())
     assert 0 < mixed["qdq_nodes"] < report["qdq_nodes"]
     assert len(report["untied_module_calls"]) == 8
+    searched = json.loads((tmp_path / "results/resnet18/mixed-pt2e/pt2e.json").read_text())
+    assert [r["layer"] for r in searched["sensitivity"]] == ["conv1"] + [f"layer{i}.{j}" for i in (1, 2, 3, 4) for j in (0, 1)] + ["fc"]
+    assert searched["mixed"]["budget_met"] == (searched["mixed"]["val_top1_drop"] <= 0.01) and searched["qdq_nodes"] > 0
+    assert rows[("mixed-pt2e", "pytorch")].quant_api == "pt2e"
 
     def digest(p):
         return hashlib.sha256((tmp_path / "results/resnet18/pt2e" / p).read_bytes()).hexdigest()

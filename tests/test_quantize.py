@@ -13,7 +13,7 @@ from torch.ao.nn.quantized import dynamic as nnqd
 from compressflow import artifacts, data, files, models, recipes
 from compressflow import evaluate as ev
 from compressflow.errors import CompressflowError
-from compressflow.quantize import dynamic, error, graph, mixed, qat, qconfig, rebuild, static
+from compressflow.quantize import dynamic, error, graph, mixed, qat, qconfig, rebuild, static, units
 from compressflow.steps.ptq import ptq as ptq_step
 from compressflow.steps.ptq_calibrate import ptq_calibrate as ptq_calibrate_step
 
@@ -194,20 +194,29 @@ def test_layer_error_with_in_place_relu_after_an_unfused_conv():
     assert min(r["sqnr_db"] for r in rows) > 10, rows
 
 
+def _fx_build(model, spec, calib, n):
+    def build(fp32_layers=(), only_layers=None):
+        q = graph.build_static(model, spec, calib, n, fp32_layers=fp32_layers, only_layers=only_layers)
+        return q, q
+
+    return build
+
+
 def test_sensitivity_and_mixed_precision():
     model = tiny_model()
     spec = qconfig.qconfig_spec("x86", "minmax")
     calib, val = split(32), split(32, seed=2)
-    rows = mixed.sensitivity(model, spec, calib, val, 32)
+    build, names = _fx_build(model, spec, calib, 32), units.quantizable_units(model)
+    rows = mixed.sensitivity(model, build, val, names)
     assert [r["layer"] for r in rows] == ["conv1", "conv2", "fc"]
     # An impossible budget: the best model is returned, at least one layer stays INT8, and the report says so.
     fake = [{"layer": "fc", "top1_delta": -0.5, "sqnr_db": 1.0}, {"layer": "conv1", "top1_delta": 0.0, "sqnr_db": 40.0}]
-    q, info = mixed.mixed_precision(model, spec, calib, val, 32, fake, max_accuracy_drop=-1.0, keep_first_last=False)
+    q, info = mixed.mixed_precision(model, build, val, names, fake, max_accuracy_drop=-1.0, keep_first_last=False)
     assert info["budget_met"] is False and "budget not met" in info["note"]
     assert [len(t["fp32_layers"]) for t in info["trials"]] == [0, 1, 2]
     assert info["trials"][1]["fp32_layers"] == ["fc"], "the most sensitive layer goes FP32 first"
     assert graph.quantized_layers(q)
-    q, info = mixed.mixed_precision(model, spec, calib, val, 32, rows, max_accuracy_drop=1.0, keep_first_last=True)
+    q, info = mixed.mixed_precision(model, build, val, names, rows, max_accuracy_drop=1.0, keep_first_last=True)
     assert info["budget_met"] and info["fp32_layers"] == ["conv1", "fc"]
     assert graph.quantized_layers(q) == ["conv2"]
 
@@ -216,16 +225,16 @@ def test_units_are_blocks_and_a_float_block_keeps_its_residual_add_float():
     from torchvision.models import resnet18
 
     model = resnet18(num_classes=10).eval()
-    units = graph.quantizable_units(model)
-    assert units == ["conv1"] + [f"layer{i}.{j}" for i in range(1, 5) for j in (0, 1)] + ["fc"]
+    names = units.quantizable_units(model)
+    assert names == ["conv1"] + [f"layer{i}.{j}" for i in range(1, 5) for j in (0, 1)] + ["fc"]
     spec = qconfig.qconfig_spec("x86", "minmax")
 
     def int8_adds(q):
         return sum(1 for n in q.graph.nodes if n.op == "call_function" and "quantized.add" in str(n.target))
 
-    only_block = mixed.build_static(model, spec, split(8), 8, only_layers=["layer1.0"])
+    only_block = graph.build_static(model, spec, split(8), 8, only_layers=["layer1.0"])
     assert graph.quantized_layers(only_block) == ["layer1.0.conv1", "layer1.0.conv2"] and int8_adds(only_block) == 1
-    all_but_block = mixed.build_static(model, spec, split(8), 8, fp32_layers=["layer1.0"])
+    all_but_block = graph.build_static(model, spec, split(8), 8, fp32_layers=["layer1.0"])
     assert int8_adds(all_but_block) == 7 and not any(n.startswith("layer1.0.") for n in graph.quantized_layers(all_but_block))
 
 
@@ -244,12 +253,12 @@ def test_mixed_precision_gives_units_back_to_int8_when_the_budget_allows(monkeyp
         labels = (y + 1) % 10 if wrong else y
         return torch.nn.functional.one_hot(labels, 10).float()
 
-    monkeypatch.setattr(mixed, "build_static", lambda parent, spec, calib, n, fp32_layers=(): Fake(fp32_layers))
+    def build(fp32_layers=(), only_layers=None):
+        return Fake(fp32_layers), Fake(fp32_layers)
+
     monkeypatch.setattr(ev, "predict", predict)
     rows = [{"layer": "fc", "top1_delta": -0.5, "sqnr_db": 1.0}, {"layer": "conv2", "top1_delta": -0.1, "sqnr_db": 5.0}]
-    q, info = mixed.mixed_precision(
-        tiny_model(), qconfig.qconfig_spec(), split(8), val, 8, rows, max_accuracy_drop=0.0, keep_first_last=False
-    )
+    q, info = mixed.mixed_precision(tiny_model(), build, val, ["conv1", "conv2", "fc"], rows, max_accuracy_drop=0.0, keep_first_last=False)
     assert [t["fp32_layers"] for t in info["trials"]] == [[], ["fc"], ["fc", "conv2"], ["conv2"]]
     assert info["budget_met"] and info["fp32_layers"] == ["conv2"] == q.fp32
     assert info["int8_layers"] == ["conv1", "fc"]
@@ -258,7 +267,7 @@ def test_mixed_precision_gives_units_back_to_int8_when_the_budget_allows(monkeyp
 def test_mixed_round_trip(tmp_path):
     model = tiny_model()
     spec = qconfig.qconfig_spec("x86", "minmax")
-    q = mixed.build_static(model, spec, split(), 32, fp32_layers=["fc"])
+    q = graph.build_static(model, spec, split(), 32, fp32_layers=["fc"])
     assert isinstance(q.fc, nn.Linear)
     t = rebuild.transform("mixed", spec, SIZE, fp32_layers=["fc"])
     artifacts.save_model(q, recipes.with_transform(recipes.base_recipe("tiny", 10), t), tmp_path / "m.pt")

@@ -1,4 +1,5 @@
-"""INT8 quantization with ``torch.ao.quantization`` FX graph mode, one technique per module.
+"""INT8 quantization, one concern per module: ``torch.ao.quantization`` FX graph mode (deprecated) and
+its successor PT2E (:mod:`.pt2e`, torchao); :mod:`.units` and :mod:`.mixed` serve both and import no torch.ao.
 
 Static paths use prepare_fx / convert_fx / prepare_qat_fx. FX graph mode is deprecated in torch 2.14
 but works on ResNet18 / MobileNetV2 here, fuses Conv+BN+ReLU itself, and its converted modules run
@@ -11,4 +12,4 @@ This package imports none of its modules, so a rule's code digest (:mod:`compres
 covers only the modules its step imports: a change to static PTQ reruns PTQ variants, not QAT.
 """
 
-__all__ = ["qconfig", "graph", "error", "dynamic", "rebuild", "static", "qat", "mixed"]
+__all__ = ["units", "qconfig", "graph", "error", "dynamic", "rebuild", "static", "qat", "mixed", "pt2e"]

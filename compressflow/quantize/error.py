@@ -7,10 +7,6 @@ import math
 import torch
 from torch import nn
 
-from compressflow.quantize.graph import (
-    quantized_layers,
-)
-
 __all__ = ["float_outputs", "sqnr_db", "layer_error"]
 
 
@@ -44,6 +40,9 @@ def sqnr_db(ref: torch.Tensor, other: torch.Tensor) -> float:
 
 
 def layer_error(reference: nn.Module, quantized: nn.Module, x: torch.Tensor) -> list[dict]:
+    """Per torch.ao quantized layer. The FX import is here, not at the top: ``sqnr_db`` serves PT2E too."""
+    from compressflow.quantize.graph import quantized_layers
+
     names = quantized_layers(quantized)
     ref, got = float_outputs(reference, names, x), float_outputs(quantized, names, x)
     return [{"layer": n, "mse": (ref[n] - got[n]).pow(2).mean().item(), "sqnr_db": sqnr_db(ref[n], got[n])} for n in names]

@@ -16,80 +16,24 @@ from compressflow.quantize.qconfig import (
     qconfig_mapping,
     set_backend,
 )
-from compressflow.unsupported import Unsupported, first_line
+from compressflow.quantize.units import input_size_of, quantizable_layers
 
 __all__ = [
     "example_input",
-    "quantizable_layers",
-    "quantizable_units",
     "prepare",
+    "build_static",
     "check_calib_size",
     "calibrate",
     "convert",
     "quantized_layers",
-    "input_size_of",
-    "STATIC_LAYERS",
     "QUANT_MODULES",
 ]
 
-STATIC_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
 QUANT_MODULES = (nnq.Conv1d, nnq.Conv2d, nnq.Linear, nnqd.Linear, nnqd.LSTM)
 
 
 def example_input(input_size: int) -> torch.Tensor:
     return torch.randn(2, 3, input_size, input_size, generator=torch.Generator().manual_seed(0))
-
-
-def quantizable_layers(model: nn.Module, kinds=STATIC_LAYERS) -> list[str]:
-    """Module names of the layers static INT8 can replace, in execution order."""
-    try:
-        graph = fx.symbolic_trace(model).graph
-    except fx.proxy.TraceError as exc:
-        raise _untraceable(model, exc) from exc
-    except (TypeError, AttributeError, RuntimeError) as exc:
-        if "Proxy" not in str(exc) and "symbolically traced" not in str(exc):
-            raise  # not a tracing limitation: a real bug fails loudly
-        raise _untraceable(model, exc) from exc
-    mods = dict(model.named_modules())
-    names = [n.target for n in graph.nodes if n.op == "call_module" and isinstance(mods.get(n.target), kinds)]
-    if not names:
-        kind_names = "/".join(k.__name__ for k in kinds)
-        raise CompressflowError(f"the model has no quantizable layers ({kind_names})", "drop this quantization variant for this model")
-    return names
-
-
-def _untraceable(model: nn.Module, exc: BaseException) -> Unsupported:
-    return Unsupported(
-        "torch.ao FX quantization",
-        f"{type(model).__name__} (torch.fx.symbolic_trace: {type(exc).__name__}: {first_line(exc, 160)})",
-        "FX graph mode needs a model that symbolic_trace can trace (no data-dependent control flow)",
-        "deploy this model's float variant and use the runtime INT8 rows (onnxruntime-int8 / openvino-int8) instead",
-    )
-
-
-def quantizable_units(model: nn.Module) -> list[str]:
-    """The units that mixed precision keeps FP32 or INT8 as a whole, in execution order.
-
-    A unit is the outermost block (a submodule that is not a plain ``Sequential``/``ModuleList``
-    container, e.g. a ResNet ``BasicBlock`` or a MobileNetV2 ``InvertedResidual``) holding a quantizable
-    layer, or the layer itself when no block holds it. A qconfig set on a block's name covers every op
-    traced inside it, the residual ``add`` included, so keeping a block FP32 removes all of its
-    quantization error; keeping only its convolutions FP32 left the INT8 adds, and with every Conv and
-    Linear FP32 ResNet18 still lost two validation images.
-    """
-    mods = dict(model.named_modules())
-    units = []
-    for name in quantizable_layers(model):
-        parts = name.split(".")
-        unit = name
-        for depth in range(1, len(parts)):
-            candidate = ".".join(parts[:depth])
-            if not isinstance(mods[candidate], (nn.Sequential, nn.ModuleList)):
-                unit = candidate
-                break
-        if unit not in units:
-            units.append(unit)
-    return units
 
 
 def prepare(model: nn.Module, spec: dict, input_size: int, fp32_layers=(), only_layers=None, qat: bool = False) -> fx.GraphModule:
@@ -101,6 +45,14 @@ def prepare(model: nn.Module, spec: dict, input_size: int, fp32_layers=(), only_
     if qat:
         return quantize_fx.prepare_qat_fx(model.train(), mapping, example)
     return quantize_fx.prepare_fx(model.eval(), mapping, example)
+
+
+@torch.no_grad()
+def build_static(parent: nn.Module, spec: dict, calib: dict, calib_size: int, fp32_layers=(), only_layers=None) -> nn.Module:
+    """Prepare a copy, calibrate, convert: static INT8 with ``fp32_layers`` float (or only ``only_layers`` INT8)."""
+    prepared = prepare(copy.deepcopy(parent), spec, input_size_of(calib), fp32_layers, only_layers)
+    calibrate(prepared, calib, calib_size)
+    return convert(prepared)
 
 
 def check_calib_size(split: dict, calib_size: int) -> int:
@@ -127,8 +79,3 @@ def convert(prepared: nn.Module) -> fx.GraphModule:
 
 def quantized_layers(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, QUANT_MODULES)]
-
-
-def input_size_of(split: dict) -> int:
-    """The square input size of a data split ``[N, 3, S, S]``."""
-    return int(split["x"].shape[-1])

@@ -1,44 +1,33 @@
-"""Per-unit sensitivity and mixed precision (technique ``mixed``): keep the most sensitive units FP32 within a top-1 budget."""
+"""Per-unit sensitivity and mixed precision: keep the most sensitive units FP32 within a top-1 budget.
+
+The search does not depend on the quantization API: the caller passes ``build(fp32_layers=(), only_layers=None)``,
+which returns ``(model to evaluate, artifact to save)``. Technique ``mixed`` builds with torch.ao FX
+(:func:`compressflow.quantize.graph.build_static`), ``mixed_pt2e`` with PT2E (:func:`compressflow.quantize.pt2e.build`).
+No torch.ao import here.
+"""
 
 from __future__ import annotations
 
-import copy
 import csv
 import sys
 
-import torch
 from torch import nn
 
 from compressflow import evaluate as ev
 from compressflow import plotting
 from compressflow.quantize.error import sqnr_db
-from compressflow.quantize.graph import (
-    STATIC_LAYERS,
-    calibrate,
-    convert,
-    input_size_of,
-    prepare,
-    quantizable_units,
-)
 
-__all__ = ["build_static", "sensitivity", "rank_layers", "mixed_precision", "read_sensitivity", "plot_sensitivity"]
+__all__ = ["sensitivity", "rank_layers", "mixed_precision", "read_sensitivity", "plot_sensitivity"]
 
 
-@torch.no_grad()
-def build_static(parent: nn.Module, spec: dict, calib: dict, calib_size: int, fp32_layers=(), only_layers=None) -> nn.Module:
-    prepared = prepare(copy.deepcopy(parent), spec, input_size_of(calib), fp32_layers, only_layers)
-    calibrate(prepared, calib, calib_size)
-    return convert(prepared)
-
-
-def sensitivity(parent: nn.Module, spec: dict, calib: dict, val: dict, calib_size: int) -> list[dict]:
-    """Per unit (:func:`quantizable_units`): val top-1 with only that unit INT8, its change vs float, and the logits' SQNR."""
-    layers = quantizable_units(parent)
+def sensitivity(parent: nn.Module, build, val: dict, units: list[str]) -> list[dict]:
+    """Per unit (:func:`compressflow.quantize.units.quantizable_units`): val top-1 with only that unit INT8,
+    its change vs float, and the logits' SQNR."""
     ref_logits = ev.predict(parent, val)
     base = ev.topk(ref_logits, val["y"], 1)
     rows = []
-    for name in layers:
-        q = build_static(parent, spec, calib, calib_size, only_layers=[name])
+    for name in units:
+        q, _ = build(only_layers=[name])
         logits = ev.predict(q, val)
         top1 = ev.topk(logits, val["y"], 1)
         rows.append({"layer": name, "top1": top1, "top1_delta": top1 - base, "sqnr_db": sqnr_db(ref_logits, logits), "fp32_top1": base})
@@ -59,21 +48,21 @@ def rank_layers(rows: list[dict], layers: list[str]) -> list[str]:
 
 def mixed_precision(
     parent: nn.Module,
-    spec: dict,
-    calib: dict,
+    build,
     val: dict,
-    calib_size: int,
+    units: list[str],
     sens_rows: list[dict],
     max_accuracy_drop: float,
     keep_first_last: bool,
-) -> tuple[nn.Module, dict]:
+):
     """Greedy: keep the most sensitive units FP32 until the val top-1 drop is within budget, then
     try to give each of them back to INT8 (last added first) while the budget still holds.
 
-    Units are blocks (:func:`quantizable_units`). At least one unit stays INT8; if even that misses the
-    budget, the best model reached is returned with ``budget_met: False``.
+    Returns the best trial's artifact (what ``build`` returned second) and the search's record. At
+    least one unit stays INT8; if even that misses the budget, the best model reached is returned
+    with ``budget_met: False``.
     """
-    layers = quantizable_units(parent)
+    layers = list(units)
     base = ev.topk(ev.predict(parent, val), val["y"], 1)
     forced = [layers[0], layers[-1]] if keep_first_last and len(layers) > 2 else []
     queue = [n for n in rank_layers(sens_rows, layers) if n not in forced]
@@ -87,13 +76,13 @@ def mixed_precision(
 
     def trial_of(fp32, phase):
         nonlocal best
-        q = build_static(parent, spec, calib, calib_size, fp32_layers=fp32)
+        q, kept = build(fp32_layers=list(fp32))
         top1 = ev.topk(ev.predict(q, val), val["y"], 1)
         trial = {"phase": phase, "fp32_layers": list(fp32), "val_top1": top1, "val_top1_drop": base - top1}
         trials.append(trial)
         print(f"mixed ({phase}): {len(fp32)} FP32 units -> val top1 {top1:.4f} (drop {base - top1:+.4f})", file=sys.stderr)
         if best is None or score(trial) < score(best[1]):
-            best = (q, trial)
+            best = (kept, trial)
         return within(trial)
 
     # Forward: add units to FP32, most sensitive first, until the budget holds.
@@ -107,7 +96,7 @@ def mixed_precision(
             candidate = [n for n in fp32 if n != unit]
             if trial_of(candidate, "remove"):
                 fp32 = candidate
-    q, trial = best
+    kept, trial = best
     met = within(trial)
     info = {
         "budget_met": met,
@@ -116,7 +105,6 @@ def mixed_precision(
         **trial,
         "int8_layers": [n for n in layers if n not in trial["fp32_layers"]],
         "granularity": "unit: outermost block holding a Conv/Linear, else the layer",
-        "float_conv_linear": [n for n, m in q.named_modules() if isinstance(m, STATIC_LAYERS)],
         "trials": trials,
     }
     if not met:
@@ -125,7 +113,7 @@ def mixed_precision(
             f"with {len(trial['fp32_layers'])} of {len(layers)} units FP32; saved that best model"
         )
         print(info["note"], file=sys.stderr)
-    return q, info
+    return kept, info
 
 
 def read_sensitivity(path) -> list[dict]:

@@ -31,6 +31,7 @@ __all__ = [
     "quantizer",
     "prepare",
     "calibrate",
+    "build",
     "convert",
     "count_qdq",
     "transform",
@@ -105,23 +106,32 @@ def export(model: nn.Module, input_size: int) -> torch.fx.GraphModule:
     return gm
 
 
-def quantizer(*, qat: bool = False, reduce_range: bool = False, fp32_layers=()):
-    """X86InductorQuantizer: static INT8, per-channel weights, per-tensor activations; ``fp32_layers`` stay float."""
+def quantizer(*, qat: bool = False, reduce_range: bool = False, fp32_layers=(), only_layers=None):
+    """X86InductorQuantizer: static INT8, per-channel weights, per-tensor activations.
+
+    ``fp32_layers`` (module names, blocks included) stay float; with ``only_layers`` only those modules
+    are INT8 (per-unit sensitivity). Names match the module path of every op traced inside the module.
+    """
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
 
+    config = xiq.get_default_x86_inductor_quantization_config(is_qat=qat, reduce_range=reduce_range)
     q = xiq.X86InductorQuantizer()
-    q.set_global(xiq.get_default_x86_inductor_quantization_config(is_qat=qat, reduce_range=reduce_range))
-    for name in fp32_layers:
-        q.set_module_name_qconfig(name, None)
+    if only_layers is None:
+        q.set_global(config)
+        for name in fp32_layers:
+            q.set_module_name_qconfig(name, None)
+    else:
+        for name in only_layers:
+            q.set_module_name_qconfig(name, config)
     return q
 
 
-def prepare(model: nn.Module, input_size: int, *, qat: bool = False, reduce_range: bool = False, fp32_layers=()):
+def prepare(model: nn.Module, input_size: int, *, qat: bool = False, reduce_range: bool = False, fp32_layers=(), only_layers=None):
     """Export, then insert observers (PTQ) or fake quantizers (QAT)."""
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
 
     gm = export(model, input_size)
-    q = quantizer(qat=qat, reduce_range=reduce_range, fp32_layers=fp32_layers)
+    q = quantizer(qat=qat, reduce_range=reduce_range, fp32_layers=fp32_layers, only_layers=only_layers)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         try:
@@ -157,6 +167,16 @@ def calibrate(prepared: torch.fx.GraphModule, split: dict, calib_size: int, batc
     for x, _ in data.batches(split, batch_size, limit=calib_size):
         prepared(x)
     return int(calib_size)
+
+
+def build(
+    parent: nn.Module, calib: dict, calib_size: int, input_size: int, *, reduce_range: bool = False, fp32_layers=(), only_layers=None
+):
+    """Static PT2E INT8 of ``parent`` (left as it was): ``(converted graph, calibrated prepared graph)``.
+    The second is what an artifact saves (``recipes``: recipe + the prepared graph's state)."""
+    prepared = prepare(parent, input_size, reduce_range=reduce_range, fp32_layers=fp32_layers, only_layers=only_layers)
+    calibrate(prepared, calib, calib_size)
+    return convert(prepared), prepared
 
 
 def count_qdq(gm: torch.fx.GraphModule) -> int:

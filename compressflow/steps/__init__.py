@@ -22,6 +22,7 @@ __all__ = [
     "layer_error",
     "make_report",
     "mixed",
+    "mixed_pt2e",
     "package_aoti",
     "prepare_data",
     "prune_channels",

@@ -1,4 +1,4 @@
-"""Rule ``mixed``: mixed precision: the most sensitive units stay FP32 within a top-1 budget."""
+"""Rule ``mixed``: mixed precision (torch.ao FX): the most sensitive units stay FP32 within a top-1 budget."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import torch
 
 from compressflow import artifacts, data, files, recipes
 from compressflow.quantize import mixed as qmixed
-from compressflow.quantize.graph import (
-    check_calib_size,
-    input_size_of,
-)
+from compressflow.quantize.graph import build_static, check_calib_size
 from compressflow.quantize.qconfig import qconfig_spec
 from compressflow.quantize.rebuild import transform
+from compressflow.quantize.units import STATIC_LAYERS, input_size_of, quantizable_units
 
 
 def mixed(inputs, outputs, params, threads):
@@ -20,16 +18,21 @@ def mixed(inputs, outputs, params, threads):
     calib, val = data.load_split(inputs["calib"]), data.load_split(inputs["val"])
     spec = qconfig_spec(params["backend"], params["observer"], "affine", params["per_channel"])
     calib_size = check_calib_size(calib, params["calib_size"] if params.get("calib_size") else len(calib["y"]))
+
+    def build(fp32_layers=(), only_layers=None):
+        q = build_static(model, spec, calib, calib_size, fp32_layers=fp32_layers, only_layers=only_layers)
+        return q, q
+
     q, info = qmixed.mixed_precision(
         model,
-        spec,
-        calib,
+        build,
         val,
-        calib_size,
+        quantizable_units(model),
         qmixed.read_sensitivity(inputs["sensitivity"]),
         params["max_accuracy_drop"],
         params["keep_first_last"],
     )
+    info["float_conv_linear"] = [n for n, m in q.named_modules() if isinstance(m, STATIC_LAYERS)]
     t = transform(
         "mixed", spec, input_size_of(calib), fp32_layers=info["fp32_layers"], budget_met=info["budget_met"], calib_size=calib_size
     )

@@ -6,9 +6,10 @@ import torch
 
 from compressflow import artifacts, data, device, files, recipes
 from compressflow.quantize import static
-from compressflow.quantize.graph import calibrate, check_calib_size, input_size_of, prepare
+from compressflow.quantize.graph import calibrate, check_calib_size, prepare
 from compressflow.quantize.qconfig import qconfig_spec
 from compressflow.quantize.rebuild import transform
+from compressflow.quantize.units import input_size_of
 
 
 def ptq_calibrate(inputs, outputs, params, threads):

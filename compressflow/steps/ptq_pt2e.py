@@ -8,7 +8,7 @@ import torch
 
 from compressflow import artifacts, data, files, recipes
 from compressflow.quantize import pt2e
-from compressflow.quantize.graph import input_size_of
+from compressflow.quantize.units import input_size_of
 
 
 def save_pt2e(prepared, recipe, t, outputs, extra: dict) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from compressflow import artifacts, data, device, files, recipes, train
 from compressflow.quantize import qat as qqat
-from compressflow.quantize.graph import convert, input_size_of, prepare
+from compressflow.quantize.graph import convert, prepare
 from compressflow.quantize.qconfig import qconfig_spec
 from compressflow.quantize.rebuild import transform
+from compressflow.quantize.units import input_size_of
 
 
 def qat(inputs, outputs, params, threads):

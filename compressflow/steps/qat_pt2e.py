@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compressflow import artifacts, data, train
 from compressflow.quantize import pt2e
-from compressflow.quantize.graph import input_size_of
+from compressflow.quantize.units import input_size_of
 from compressflow.steps.ptq_pt2e import save_pt2e
 
 

@@ -6,7 +6,9 @@ import torch
 
 from compressflow import artifacts, data, files
 from compressflow.quantize import mixed
+from compressflow.quantize.graph import build_static
 from compressflow.quantize.qconfig import qconfig_spec
+from compressflow.quantize.units import quantizable_units
 
 
 def sensitivity(inputs, outputs, params, threads):
@@ -22,6 +24,12 @@ def sensitivity(inputs, outputs, params, threads):
         **params["spec"],
     }
     spec = qconfig_spec(s["backend"], s["observer"], s["activation"], s["per_channel"])
-    rows = mixed.sensitivity(model, spec, calib, val, min(int(s["calib_size"]), len(calib["y"])))
+    calib_size = min(int(s["calib_size"]), len(calib["y"]))
+
+    def build(fp32_layers=(), only_layers=None):
+        q = build_static(model, spec, calib, calib_size, fp32_layers=fp32_layers, only_layers=only_layers)
+        return q, q
+
+    rows = mixed.sensitivity(model, build, val, quantizable_units(model))
     files.write_csv(rows, outputs["csv"])
     mixed.plot_sensitivity(rows, outputs["plot"])
