@@ -82,6 +82,17 @@ def test_fp32_layers_stay_float():
     assert 0 < pt2e.count_qdq(mixed) < pt2e.count_qdq(full)
 
 
+def _save_and_reload(prepared, t, tmp_path):
+    """Save as the workflow does (recipe + the prepared graph's state), load weights-only, convert."""
+    base = recipes.base_recipe("resnet18", 10)  # the recipe's arch is not used: the block is rebuilt below
+    path = tmp_path / "model.pt"
+    artifacts.save_model(prepared, recipes.with_transform(base, t), path)
+    # Rebuild from the same float block (a real run rebuilds it from the recipe's arch).
+    rebuilt = pt2e.rebuild(_block(), t)
+    recipes.load_state(rebuilt, torch.load(path, weights_only=True)["state_dict"], str(path))
+    return recipes.finish(rebuilt, recipes.with_transform(base, t))
+
+
 def test_only_layers_quantizes_only_that_unit():
     """Per-unit sensitivity the PT2E way: no global config, set_module_name_qconfig(unit, config) for one unit."""
     _, full = _quantized(_block())
@@ -104,18 +115,12 @@ def test_mixed_pt2e_search_keeps_units_float_and_the_artifact_reloads(tmp_path):
     assert [r["layer"] for r in rows] == names == ["conv1", "conv2", "fc"]
     prepared, info = mixed.mixed_precision(model, build, val, names, rows, max_accuracy_drop=1.0, keep_first_last=True)
     assert info["budget_met"] and info["fp32_layers"] == ["conv1", "fc"] and info["int8_layers"] == ["conv2"]
-    impossible, bad = mixed.mixed_precision(model, build, val, names, rows, max_accuracy_drop=-1.0, keep_first_last=False)
+    _, bad = mixed.mixed_precision(model, build, val, names, rows, max_accuracy_drop=-1.0, keep_first_last=False)
     assert bad["budget_met"] is False and "budget not met" in bad["note"] and len(bad["int8_layers"]) >= 1
-    base = recipes.base_recipe("resnet18", 10)
     t = pt2e.transform(SIZE, qat=False, reduce_range=False, fp32_layers=info["fp32_layers"], calib_size=16)
-    path = tmp_path / "model.pt"
-    artifacts.save_model(prepared, recipes.with_transform(base, t), path)
-    rebuilt = pt2e.rebuild(_block(), t)
-    recipes.load_state(rebuilt, torch.load(path, weights_only=True)["state_dict"], str(path))
-    again = recipes.finish(rebuilt, recipes.with_transform(base, t))
     x = _calib(4)["x"]
     with torch.no_grad():
-        assert torch.equal(pt2e.convert(prepared)(x), again(x))
+        assert torch.equal(pt2e.convert(prepared)(x), _save_and_reload(prepared, t, tmp_path)(x))
 
 
 NO_FX = """
@@ -154,17 +159,11 @@ def test_pt2e_techniques_work_without_torch_ao_fx():
 
 def test_artifact_reloads_weights_only_with_parity(tmp_path):
     prepared, q = _quantized(_block())
-    base = recipes.base_recipe("resnet18", 10)  # the recipe's arch is not used: the block is rebuilt below
+    base = recipes.base_recipe("resnet18", 10)
     t = pt2e.transform(SIZE, qat=False, reduce_range=False, calib_size=16)
-    path = tmp_path / "model.pt"
-    artifacts.save_model(prepared, recipes.with_transform(base, t), path)
-    # Rebuild from the same float block (a real run rebuilds it from the recipe's arch).
-    rebuilt = pt2e.rebuild(_block(), t)
-    recipes.load_state(rebuilt, torch.load(path, weights_only=True)["state_dict"], str(path))
-    again = recipes.finish(rebuilt, recipes.with_transform(base, t))
     x = _calib(4)["x"]
     with torch.no_grad():
-        assert torch.equal(q(x), again(x))
+        assert torch.equal(q(x), _save_and_reload(prepared, t, tmp_path)(x))
     assert pytorch.api(recipes.with_transform(base, t)) == "pt2e"
     assert pytorch.precision(recipes.with_transform(base, t)) == "int8"
 
