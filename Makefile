@@ -18,11 +18,13 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 run: $(STAMP)
 	$(SNAKEMAKE) --profile profiles/default --cores all
 
-# test_slurm in a process of its own: after the rest of the suite in one process, with SLURM up, that
-# process died with a segmentation fault at the test_runtimes -> test_slurm boundary (2026-12-01, twice;
-# both files pass together in a fresh process). Not yet diagnosed.
+# Three pytest processes. With test_runtimes (ONNX Runtime, OpenVINO, NNCF) in the same process as the
+# rest of the suite, that process died with SIGSEGV in the interpreter's eval loop in the first test after
+# test_runtimes, whichever file followed it (test_slurm, test_stale; 2026-12-01, three times, once under gdb;
+# test_runtimes passes alone). Not diagnosed further: a native library's state corrupts the process later.
 test: $(STAMP)
-	$(PY) -m pytest -q --ignore=tests/test_slurm.py
+	$(PY) -m pytest -q --ignore=tests/test_slurm.py --ignore=tests/test_runtimes.py
+	$(PY) -m pytest -q tests/test_runtimes.py
 	$(PY) -m pytest -q tests/test_slurm.py
 
 test-slow: $(STAMP)
