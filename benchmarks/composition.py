@@ -46,7 +46,9 @@ def native_peers(rows: pd.DataFrame) -> set:
         if ((rows.variant == layout.ROOT_VARIANT) & (rows.runtime == "pytorch-compile")).any()
         else set()
     )
-    peers |= {("pt2e_int8", r.variant, r.runtime) for r in rows[from_fp32 & rows.technique.isin(layout.techniques(api="pt2e"))].itertuples()}
+    peers |= {
+        ("pt2e_int8", r.variant, r.runtime) for r in rows[from_fp32 & rows.technique.isin(layout.techniques(api="pt2e"))].itertuples()
+    }
     peers |= {("fx_int8", r.variant, r.runtime) for r in rows[from_fp32 & (rows.technique == "ptq")].itertuples()}
     return peers
 
