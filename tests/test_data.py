@@ -170,6 +170,25 @@ def _digit_tree(root, per_class=40, seed=0):
         pil.save(folder / f"{counts[label]}.{'jpg' if counts[label] % 3 == 0 else 'png'}", quality=95)
 
 
+def _imagefolder_config(root, checkpoint, resize: int) -> dict:
+    """A ResNet18 checkpoint on an ImageFolder, imagenet preset cropped to 32 px; nothing deployed, no variant."""
+    return {
+        "seed": 0,
+        "dataset": {
+            "kind": "imagefolder",
+            "root": str(root),
+            "input_size": 32,
+            "preprocess": {"preset": "imagenet", "resize": resize, "crop": 32},
+        },
+        "models": {"resnet18": {"arch": "resnet18", "checkpoint": str(checkpoint), "train": {"epochs": 1, "lr": 0.1, "batch_size": 32}}},
+        "variants": {},
+        "deploy": {"variants": [], "tensorrt": {"mode": "off"}},
+        "evaluate": {"batch_size": 64, "threads": 1, "latency": {"input_size": 32, "warmup": 1, "iters": 2}},
+        "benchmark": {"batch_sizes": [1], "warmup": 1, "iters": 2, "input_size": 32, "threads": 1},
+        "report": {"max_accuracy_drop": 0.01},
+    }
+
+
 def test_outside_trained_checkpoint_scores_what_torchvision_scores(tmp_path):
     """A torchvision ResNet18 trained outside with its own transforms, evaluated by the workflow with the
     matching dataset.preprocess: the reported top-1 is torchvision's top-1 on the same test files."""
@@ -191,27 +210,7 @@ def test_outside_trained_checkpoint_scores_what_torchvision_scores(tmp_path):
             opt.step()
     net.eval()
     torch.save(net.state_dict(), tmp_path / "outside.pt")
-    cfg = {
-        "seed": 0,
-        "dataset": {
-            "kind": "imagefolder",
-            "root": str(root),
-            "input_size": 32,
-            "preprocess": {"preset": "imagenet", "resize": 40, "crop": 32},
-        },
-        "models": {
-            "resnet18": {
-                "arch": "resnet18",
-                "checkpoint": str(tmp_path / "outside.pt"),
-                "train": {"epochs": 1, "lr": 0.1, "batch_size": 32},
-            }
-        },
-        "variants": {},
-        "deploy": {"variants": [], "tensorrt": {"mode": "off"}},
-        "evaluate": {"batch_size": 64, "threads": 1, "latency": {"input_size": 32, "warmup": 1, "iters": 2}},
-        "benchmark": {"batch_sizes": [1], "warmup": 1, "iters": 2, "input_size": 32, "threads": 1},
-        "report": {"max_accuracy_drop": 0.01},
-    }
+    cfg = _imagefolder_config(root, tmp_path / "outside.pt", resize=40)
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     work = tmp_path / "run"
     snakemake(work, "--cores", "2", "results/resnet18/fp32/metrics.json", config=tmp_path / "cfg.yaml")
@@ -251,23 +250,10 @@ def test_thousand_synsets_imagenet_preset_through_ptq_and_openvino_int8(tmp_path
             Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / f"{j}.JPEG")
     torch.manual_seed(0)
     torch.save(models.resnet18(num_classes=1000).state_dict(), tmp_path / "r18.pt")
-    cfg = {
-        "seed": 0,
-        "dataset": {
-            "kind": "imagefolder",
-            "root": str(root),
-            "input_size": 32,
-            "preprocess": {"preset": "imagenet", "resize": 36, "crop": 32},
-        },
-        "models": {
-            "resnet18": {"arch": "resnet18", "checkpoint": str(tmp_path / "r18.pt"), "train": {"epochs": 1, "lr": 0.1, "batch_size": 32}}
-        },
-        "variants": {"ptq-x86": {"from": "fp32", "technique": "ptq", "backend": "x86", "calib_size": 64}},
-        "deploy": {"variants": ["fp32"], "onnxruntime": {"enabled": False}, "openvino": {"qdq": False}, "tensorrt": {"mode": "off"}},
-        "evaluate": {"batch_size": 128, "threads": 2, "latency": {"input_size": 32, "warmup": 1, "iters": 2}},
-        "benchmark": {"batch_sizes": [1], "warmup": 1, "iters": 2, "input_size": 32, "threads": 1},
-        "report": {"max_accuracy_drop": 0.01},
-    }
+    cfg = _imagefolder_config(root, tmp_path / "r18.pt", resize=36)
+    cfg["variants"] = {"ptq-x86": {"from": "fp32", "technique": "ptq", "backend": "x86", "calib_size": 64}}
+    cfg["deploy"] = {"variants": ["fp32"], "onnxruntime": {"enabled": False}, "openvino": {"qdq": False}, "tensorrt": {"mode": "off"}}
+    cfg["evaluate"] = {"batch_size": 128, "threads": 2, "latency": {"input_size": 32, "warmup": 1, "iters": 2}}
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     work = tmp_path / "run"
     targets = ["results/resnet18/ptq-x86/metrics.json", "results/resnet18/fp32/openvino-int8/metrics.json"]
