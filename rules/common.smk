@@ -337,6 +337,25 @@ def deploy_runtimes():
 
 PT2 = DEPLOY["pytorch"]
 PT2_RUNTIMES = list(layout.PT2_RUNTIMES)
+
+
+def _pt2_variants(key, allowed):
+    """deploy.pytorch.<key>: true = every variant in ``allowed``, false = none, a list = those (checked)."""
+    chosen = PT2[key]
+    if chosen is True or chosen is False:
+        return list(allowed) if chosen else []
+    for v in chosen:
+        if v not in allowed:
+            sys.exit(
+                f"compressflow config error: deploy.pytorch.{key} names '{v}', which has no {key} row; fix: use true, false or some of: {', '.join(allowed) or '(none)'}"
+            )
+    return [v for v in allowed if v in chosen]
+
+
+PT2E_VARIANTS = [v for t in PT2E_TECHNIQUES for v in variants_of(t)]
+# Variants with a pytorch-compile row (deployed float ones) and with a pytorch-aoti row (those and PT2E INT8 ones).
+COMPILE_VARIANTS = _pt2_variants("compile", DEPLOY_VARIANTS)
+AOTI_VARIANTS = _pt2_variants("aoti", DEPLOY_VARIANTS + PT2E_VARIANTS)
 # Which runtimes start from the ONNX export (the PyTorch 2 ones start from model.pt).
 ONNX_FIRST = {
     r: ([] if r in PT2_RUNTIMES else ["export_onnx"]) for r in RUNTIME_PRODUCERS
@@ -345,8 +364,6 @@ ONNX_FIRST = {
 
 def pt2e_deploy_entries():
     """PT2E INT8 variants leave Python as AOTInductor packages; their parent row is their own compiled pytorch row."""
-    if not PT2["aoti"]:
-        return []
     return [
         {
             "model": m,
@@ -356,8 +373,8 @@ def pt2e_deploy_entries():
             "technique": "aoti_package",
             "metrics_path": f"results/{m}/{v}/pytorch-aoti/metrics.json",
         }
-        for t in PT2E_TECHNIQUES
-        for v in variants_of(t)
+        for v in PT2E_VARIANTS
+        if v in AOTI_VARIANTS
         for m in models_of(v)
     ]
 
@@ -414,6 +431,8 @@ def deploy_entries():
         for m in models_of(v)
         if m in DEPLOY.get("models", MODELS)
         for r, t, p in deploy_runtimes()
+        if r != "pytorch-compile" or v in COMPILE_VARIANTS
+        if r != "pytorch-aoti" or v in AOTI_VARIANTS
     ]
 
 
@@ -474,11 +493,6 @@ def ov_eval_inputs(w):
         "quant_report": f"{base}/onnxruntime-int8/quantize.json",
         **parent,
     }
-
-
-def pt2_variants():
-    """Variants with PyTorch 2 rows: the deployed float ones and every PT2E INT8 one."""
-    return DEPLOY_VARIANTS + [v for t in PT2E_TECHNIQUES for v in variants_of(t)]
 
 
 # --- trt helpers (rules/trt.smk) ---

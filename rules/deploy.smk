@@ -136,7 +136,7 @@ rule evaluate_compile:
     benchmark:
         "results/benchmarks/{model}/{variant}/pytorch-compile/evaluate_compile.tsv"
     wildcard_constraints:
-        variant=alternation(DEPLOY_VARIANTS),
+        variant=alternation(COMPILE_VARIANTS),
     conda:
         "../envs/torch.yaml"
     threads: workflow.cores
@@ -160,7 +160,7 @@ rule package_aoti:
     benchmark:
         "results/benchmarks/{model}/{variant}/pytorch-aoti/package_aoti.tsv"
     wildcard_constraints:
-        variant=alternation(pt2_variants()),
+        variant=alternation(AOTI_VARIANTS),
     conda:
         "../envs/torch.yaml"
     params:
@@ -186,7 +186,7 @@ rule evaluate_aoti:
     benchmark:
         "results/benchmarks/{model}/{variant}/pytorch-aoti/evaluate_aoti.tsv"
     wildcard_constraints:
-        variant=alternation(pt2_variants()),
+        variant=alternation(AOTI_VARIANTS),
     conda:
         "../envs/torch.yaml"
     threads: workflow.cores

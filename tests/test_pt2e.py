@@ -277,3 +277,30 @@ def test_pt2e_workflow_end_to_end(tmp_path):
 @pytest.mark.slow  # inductor compiles C++: 10-100 s
 def test_torch_compile_parity(tmp_path):
     _tiny_compiled_parity(tmp_path)
+
+
+def test_pt2_rows_for_listed_variants_only(tmp_path):
+    """deploy.pytorch.compile/aoti as variant lists plan exactly those rows; a name without such a row is one line."""
+    from tests.conftest import snakemake, write_config
+
+    cfg = write_config(
+        tmp_path / "pt2.yaml",
+        sep="/",
+        **{
+            "deploy/pytorch": {"compile": ["prune-ch50"], "aoti": ["fused", "pt2e"]},
+            "variants/pt2e": {"from": "fp32", "technique": "ptq_pt2e"},
+        },
+    )
+    plan = snakemake(tmp_path / "run", "-n", "--cores", "1", config=cfg).stdout
+    assert plan.count("rule evaluate_compile:") == 1 and "results/resnet18/prune-ch50/pytorch-compile/metrics.json" in plan
+    assert plan.count("rule package_aoti:") == 2
+    assert (
+        "output: results/resnet18/fused/pytorch-aoti/model.pt2" in plan and "output: results/resnet18/pt2e/pytorch-aoti/model.pt2" in plan
+    )
+    bad = write_config(tmp_path / "bad.yaml", sep="/", **{"deploy/pytorch": {"compile": ["ptq-x86"], "aoti": False}})
+    proc = snakemake(tmp_path / "run", "-n", "--cores", "1", config=bad, check=False)
+    assert proc.returncode != 0
+    assert (
+        "deploy.pytorch.compile names 'ptq-x86', which has no compile row; fix: use true, false or some of: fused, prune-ch50"
+        in proc.stdout + proc.stderr
+    )
