@@ -101,17 +101,31 @@ def test_only_layers_quantizes_only_that_unit():
     assert pt2e.count_qdq(only_fc) > 0 and pt2e.count_qdq(only_fc) + pt2e.count_qdq(no_fc) == pt2e.count_qdq(full)
 
 
+def test_builder_exports_once_and_builds_what_build_builds(monkeypatch):
+    model, calib, x = _block(), _calib(), _calib(4)["x"]
+    exports = []
+    real = pt2e.export
+    monkeypatch.setattr(pt2e, "export", lambda *a, **k: exports.append(1) or real(*a, **k))
+    build = pt2e.builder(model, calib, 16, SIZE)
+    (a, _), (b, _) = build(fp32_layers=["fc"]), build(only_layers=["conv2"])
+    assert len(exports) == 1
+    ref_a, _ = pt2e.build(model, calib, 16, SIZE, fp32_layers=["fc"])
+    ref_b, _ = pt2e.build(model, calib, 16, SIZE, only_layers=["conv2"])
+    with torch.no_grad():
+        assert torch.equal(a(x), ref_a(x)) and torch.equal(b(x), ref_b(x))
+    assert pt2e.count_qdq(a) == pt2e.count_qdq(ref_a) and pt2e.count_qdq(b) == pt2e.count_qdq(ref_b) != pt2e.count_qdq(a)
+
+
 def test_mixed_pt2e_search_keeps_units_float_and_the_artifact_reloads(tmp_path):
     """The successor of ``mixed``: PT2E sensitivity per unit, the greedy search, and a weights-only artifact."""
+    from compressflow import evaluate as ev
     from compressflow.quantize import mixed, units
 
     model, calib, val = _block(), _calib(), _calib(24)
-
-    def build(fp32_layers=(), only_layers=None):
-        return pt2e.build(model, calib, 16, SIZE, fp32_layers=fp32_layers, only_layers=only_layers)
-
-    names = units.quantizable_units(model)
-    rows = mixed.sensitivity(model, build, val, names)
+    build = pt2e.builder(model, calib, 16, SIZE)
+    names = units.quantizable_units(model, technique="mixed_pt2e")
+    rows = mixed.sensitivity(model, build, val, names, ev.predict(model, val))
+    assert rows == mixed.sensitivity(model, build, val, names)
     assert [r["layer"] for r in rows] == names == ["conv1", "conv2", "fc"]
     prepared, info = mixed.mixed_precision(model, build, val, names, rows, max_accuracy_drop=1.0, keep_first_last=True)
     assert info["budget_met"] and info["fp32_layers"] == ["conv1", "fc"] and info["int8_layers"] == ["conv2"]

@@ -194,19 +194,11 @@ def test_layer_error_with_in_place_relu_after_an_unfused_conv():
     assert min(r["sqnr_db"] for r in rows) > 10, rows
 
 
-def _fx_build(model, spec, calib, n):
-    def build(fp32_layers=(), only_layers=None):
-        q = graph.build_static(model, spec, calib, n, fp32_layers=fp32_layers, only_layers=only_layers)
-        return q, q
-
-    return build
-
-
 def test_sensitivity_and_mixed_precision():
     model = tiny_model()
     spec = qconfig.qconfig_spec("x86", "minmax")
     calib, val = split(32), split(32, seed=2)
-    build, names = _fx_build(model, spec, calib, 32), units.quantizable_units(model)
+    build, names = graph.builder(model, spec, calib, 32), units.quantizable_units(model)
     rows = mixed.sensitivity(model, build, val, names)
     assert [r["layer"] for r in rows] == ["conv1", "conv2", "fc"]
     # An impossible budget: the best model is returned, at least one layer stays INT8, and the report says so.
@@ -348,3 +340,23 @@ def test_steps_calibrate_then_convert(tmp_path):
     params["calib_size"] = 49
     with pytest.raises(CompressflowError, match="calib_size=49"):
         ptq_calibrate_step({"model": tmp_path / "parent.pt", "calib": tmp_path / "calib.pt"}, out, params, 1)
+
+
+def test_untraceable_model_names_the_technique_that_asked():
+    """A model symbolic_trace cannot trace is unsupported for the technique that asked, with that technique's fix."""
+    from torch import nn
+
+    from compressflow.unsupported import Unsupported
+
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.fc(x) if x.sum() > 0 else -self.fc(x)  # data-dependent: not traceable
+
+    with pytest.raises(Unsupported, match=r"^torch.ao FX quantization does not support Branchy.*runtime INT8 rows"):
+        units.quantizable_units(Branchy())
+    with pytest.raises(Unsupported, match=r"^mixed_pt2e does not support Branchy.*fix: use ptq_pt2e"):
+        units.quantizable_units(Branchy(), technique="mixed_pt2e")

@@ -55,6 +55,16 @@ def build_static(parent: nn.Module, spec: dict, calib: dict, calib_size: int, fp
     return convert(prepared)
 
 
+def builder(parent: nn.Module, spec: dict, calib: dict, calib_size: int):
+    """``build(fp32_layers=(), only_layers=None) -> (model to evaluate, artifact)`` for :mod:`.mixed`, over :func:`build_static`."""
+
+    def build(fp32_layers=(), only_layers=None):
+        q = build_static(parent, spec, calib, calib_size, fp32_layers=fp32_layers, only_layers=only_layers)
+        return q, q
+
+    return build
+
+
 def check_calib_size(split: dict, calib_size: int) -> int:
     n = len(split["y"])
     if calib_size < 1 or calib_size > n:

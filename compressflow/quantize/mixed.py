@@ -20,10 +20,10 @@ from compressflow.quantize.error import sqnr_db
 __all__ = ["sensitivity", "rank_layers", "mixed_precision", "read_sensitivity", "plot_sensitivity"]
 
 
-def sensitivity(parent: nn.Module, build, val: dict, units: list[str]) -> list[dict]:
+def sensitivity(parent: nn.Module, build, val: dict, units: list[str], parent_logits=None) -> list[dict]:
     """Per unit (:func:`compressflow.quantize.units.quantizable_units`): val top-1 with only that unit INT8,
-    its change vs float, and the logits' SQNR."""
-    ref_logits = ev.predict(parent, val)
+    its change vs float, and the logits' SQNR. ``parent_logits``: the parent's val logits, if already computed."""
+    ref_logits = ev.predict(parent, val) if parent_logits is None else parent_logits
     base = ev.topk(ref_logits, val["y"], 1)
     rows = []
     for name in units:
@@ -54,16 +54,17 @@ def mixed_precision(
     sens_rows: list[dict],
     max_accuracy_drop: float,
     keep_first_last: bool,
+    parent_logits=None,
 ):
     """Greedy: keep the most sensitive units FP32 until the val top-1 drop is within budget, then
     try to give each of them back to INT8 (last added first) while the budget still holds.
 
     Returns the best trial's artifact (what ``build`` returned second) and the search's record. At
     least one unit stays INT8; if even that misses the budget, the best model reached is returned
-    with ``budget_met: False``.
+    with ``budget_met: False``. ``parent_logits``: the parent's val logits, if already computed.
     """
     layers = list(units)
-    base = ev.topk(ev.predict(parent, val), val["y"], 1)
+    base = ev.topk(ev.predict(parent, val) if parent_logits is None else parent_logits, val["y"], 1)
     forced = [layers[0], layers[-1]] if keep_first_last and len(layers) > 2 else []
     queue = [n for n in rank_layers(sens_rows, layers) if n not in forced]
     trials, best = [], None

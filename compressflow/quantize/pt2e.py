@@ -32,6 +32,8 @@ __all__ = [
     "prepare",
     "calibrate",
     "build",
+    "builder",
+    "prepare_exported",
     "convert",
     "count_qdq",
     "transform",
@@ -128,9 +130,13 @@ def quantizer(*, qat: bool = False, reduce_range: bool = False, fp32_layers=(), 
 
 def prepare(model: nn.Module, input_size: int, *, qat: bool = False, reduce_range: bool = False, fp32_layers=(), only_layers=None):
     """Export, then insert observers (PTQ) or fake quantizers (QAT)."""
+    return prepare_exported(export(model, input_size), qat=qat, reduce_range=reduce_range, fp32_layers=fp32_layers, only_layers=only_layers)
+
+
+def prepare_exported(gm: torch.fx.GraphModule, *, qat: bool = False, reduce_range: bool = False, fp32_layers=(), only_layers=None):
+    """Insert observers (PTQ) or fake quantizers (QAT) into an :func:`export`-ed graph (which this rewrites)."""
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
 
-    gm = export(model, input_size)
     q = quantizer(qat=qat, reduce_range=reduce_range, fp32_layers=fp32_layers, only_layers=only_layers)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -177,6 +183,19 @@ def build(
     prepared = prepare(parent, input_size, reduce_range=reduce_range, fp32_layers=fp32_layers, only_layers=only_layers)
     calibrate(prepared, calib, calib_size)
     return convert(prepared), prepared
+
+
+def builder(parent: nn.Module, calib: dict, calib_size: int, input_size: int, *, reduce_range: bool = False):
+    """:func:`build` as ``build(fp32_layers=(), only_layers=None)`` for :mod:`.mixed`: ``parent`` is exported
+    once and each call prepares a copy of that graph (an export is seconds; a search builds 10-20 times)."""
+    exported = export(parent, input_size)
+
+    def build(fp32_layers=(), only_layers=None):
+        prepared = prepare_exported(copy.deepcopy(exported), reduce_range=reduce_range, fp32_layers=fp32_layers, only_layers=only_layers)
+        calibrate(prepared, calib, calib_size)
+        return convert(prepared), prepared
+
+    return build
 
 
 def count_qdq(gm: torch.fx.GraphModule) -> int:

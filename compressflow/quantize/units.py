@@ -16,16 +16,19 @@ __all__ = ["STATIC_LAYERS", "quantizable_layers", "quantizable_units", "input_si
 STATIC_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear)
 
 
-def quantizable_layers(model: nn.Module, kinds=STATIC_LAYERS) -> list[str]:
-    """Module names of the layers static INT8 can replace, in execution order."""
+FX = "torch.ao FX quantization"  # who asks, for the unsupported message: the FX techniques by default
+
+
+def quantizable_layers(model: nn.Module, kinds=STATIC_LAYERS, technique: str = FX) -> list[str]:
+    """Module names of the layers static INT8 can replace, in execution order (found by ``torch.fx.symbolic_trace``)."""
     try:
         graph = fx.symbolic_trace(model).graph
     except fx.proxy.TraceError as exc:
-        raise _untraceable(model, exc) from exc
+        raise _untraceable(model, exc, technique) from exc
     except (TypeError, AttributeError, RuntimeError) as exc:
         if "Proxy" not in str(exc) and "symbolically traced" not in str(exc):
             raise  # not a tracing limitation: a real bug fails loudly
-        raise _untraceable(model, exc) from exc
+        raise _untraceable(model, exc, technique) from exc
     mods = dict(model.named_modules())
     names = [n.target for n in graph.nodes if n.op == "call_module" and isinstance(mods.get(n.target), kinds)]
     if not names:
@@ -34,16 +37,19 @@ def quantizable_layers(model: nn.Module, kinds=STATIC_LAYERS) -> list[str]:
     return names
 
 
-def _untraceable(model: nn.Module, exc: BaseException) -> Unsupported:
+def _untraceable(model: nn.Module, exc: BaseException, technique: str) -> Unsupported:
+    if technique == FX:
+        why = "FX graph mode needs a model that symbolic_trace can trace (no data-dependent control flow)"
+        fix = "deploy this model's float variant and use the runtime INT8 rows (onnxruntime-int8 / openvino-int8) instead"
+    else:
+        why = f"{technique} finds its units with torch.fx.symbolic_trace, which needs no data-dependent control flow"
+        fix = "use ptq_pt2e (whole-model INT8, no unit search), or the runtime INT8 rows (onnxruntime-int8 / openvino-int8)"
     return Unsupported(
-        "torch.ao FX quantization",
-        f"{type(model).__name__} (torch.fx.symbolic_trace: {type(exc).__name__}: {first_line(exc, 160)})",
-        "FX graph mode needs a model that symbolic_trace can trace (no data-dependent control flow)",
-        "deploy this model's float variant and use the runtime INT8 rows (onnxruntime-int8 / openvino-int8) instead",
+        technique, f"{type(model).__name__} (torch.fx.symbolic_trace: {type(exc).__name__}: {first_line(exc, 160)})", why, fix
     )
 
 
-def quantizable_units(model: nn.Module) -> list[str]:
+def quantizable_units(model: nn.Module, technique: str = FX) -> list[str]:
     """The units that mixed precision keeps FP32 or INT8 as a whole, in execution order.
 
     A unit is the outermost block (a submodule that is not a plain ``Sequential``/``ModuleList``
@@ -55,7 +61,7 @@ def quantizable_units(model: nn.Module) -> list[str]:
     """
     mods = dict(model.named_modules())
     units = []
-    for name in quantizable_layers(model):
+    for name in quantizable_layers(model, technique=technique):
         parts = name.split(".")
         unit = name
         for depth in range(1, len(parts)):

@@ -6,7 +6,7 @@ import torch
 
 from compressflow import artifacts, data, files, recipes
 from compressflow.quantize import mixed as qmixed
-from compressflow.quantize.graph import build_static, check_calib_size
+from compressflow.quantize.graph import builder, check_calib_size
 from compressflow.quantize.qconfig import qconfig_spec
 from compressflow.quantize.rebuild import transform
 from compressflow.quantize.units import STATIC_LAYERS, input_size_of, quantizable_units
@@ -18,14 +18,9 @@ def mixed(inputs, outputs, params, threads):
     calib, val = data.load_split(inputs["calib"]), data.load_split(inputs["val"])
     spec = qconfig_spec(params["backend"], params["observer"], "affine", params["per_channel"])
     calib_size = check_calib_size(calib, params["calib_size"] if params.get("calib_size") else len(calib["y"]))
-
-    def build(fp32_layers=(), only_layers=None):
-        q = build_static(model, spec, calib, calib_size, fp32_layers=fp32_layers, only_layers=only_layers)
-        return q, q
-
     q, info = qmixed.mixed_precision(
         model,
-        build,
+        builder(model, spec, calib, calib_size),
         val,
         quantizable_units(model),
         qmixed.read_sensitivity(inputs["sensitivity"]),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from compressflow import artifacts, data
+from compressflow import evaluate as ev
 from compressflow.quantize import mixed, pt2e
 from compressflow.quantize.units import input_size_of, quantizable_units
 from compressflow.steps.ptq_pt2e import save_pt2e
@@ -17,15 +18,13 @@ def mixed_pt2e(inputs, outputs, params, threads):
     model, recipe = artifacts.load_model(inputs["model"])
     calib, val = data.load_split(inputs["calib"]), data.load_split(inputs["val"])
     size, reduce_range = input_size_of(calib), params["reduce_range"]
-
-    def build(fp32_layers=(), only_layers=None):
-        return pt2e.build(
-            model, calib, params["calib_size"], size, reduce_range=reduce_range, fp32_layers=fp32_layers, only_layers=only_layers
-        )
-
-    units = quantizable_units(model)
-    rows = mixed.sensitivity(model, build, val, units)
-    prepared, info = mixed.mixed_precision(model, build, val, units, rows, params["max_accuracy_drop"], params["keep_first_last"])
+    build = pt2e.builder(model, calib, params["calib_size"], size, reduce_range=reduce_range)
+    units = quantizable_units(model, technique="mixed_pt2e")
+    parent_logits = ev.predict(model, val)
+    rows = mixed.sensitivity(model, build, val, units, parent_logits)
+    prepared, info = mixed.mixed_precision(
+        model, build, val, units, rows, params["max_accuracy_drop"], params["keep_first_last"], parent_logits=parent_logits
+    )
     t = pt2e.transform(
         size,
         qat=False,

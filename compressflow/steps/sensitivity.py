@@ -6,7 +6,7 @@ import torch
 
 from compressflow import artifacts, data, files
 from compressflow.quantize import mixed
-from compressflow.quantize.graph import build_static
+from compressflow.quantize.graph import builder
 from compressflow.quantize.qconfig import qconfig_spec
 from compressflow.quantize.units import quantizable_units
 
@@ -25,11 +25,6 @@ def sensitivity(inputs, outputs, params, threads):
     }
     spec = qconfig_spec(s["backend"], s["observer"], s["activation"], s["per_channel"])
     calib_size = min(int(s["calib_size"]), len(calib["y"]))
-
-    def build(fp32_layers=(), only_layers=None):
-        q = build_static(model, spec, calib, calib_size, fp32_layers=fp32_layers, only_layers=only_layers)
-        return q, q
-
-    rows = mixed.sensitivity(model, build, val, quantizable_units(model))
+    rows = mixed.sensitivity(model, builder(model, spec, calib, calib_size), val, quantizable_units(model))
     files.write_csv(rows, outputs["csv"])
     mixed.plot_sensitivity(rows, outputs["plot"])
