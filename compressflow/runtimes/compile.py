@@ -72,6 +72,11 @@ def aoti_package(model: torch.nn.Module, example: torch.Tensor, path) -> float:
 
     Returns the build seconds. The batch is dynamic; height and width are those of ``example`` (export
     specializes on 1×1 feature maps, so one package cannot serve every size: see ``quantize/pt2e.py``).
+
+    Export and packaging run under ``torch.no_grad()``: inductor freezes (folds the weights, prepacks
+    them for oneDNN, fuses PT2E Q/DQ into INT8 kernels) only when grad is off. With grad on, the
+    ResNet18 packages were 1.9× (FP32) and 5.7× (PT2E INT8) slower than with it off
+    (24.3 vs 13.2 ms, 17.0 vs 3.0 ms, batch 1, 224², 2 threads, Intel Xeon AMX).
     """
     from torch._inductor import aoti_compile_and_package
     from torch._inductor import config as inductor_config
@@ -81,8 +86,8 @@ def aoti_package(model: torch.nn.Module, example: torch.Tensor, path) -> float:
     start = time.perf_counter()
     from compressflow.quantize.pt2e import dynamic_shapes
 
-    ep = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes())  # batch only
-    with files.atomic_path(path) as tmp:
+    with torch.no_grad(), files.atomic_path(path) as tmp:
+        ep = torch.export.export(model, (example,), dynamic_shapes=dynamic_shapes())  # batch only
         os.remove(tmp)  # the packager refuses to write over a file; it needs a path ending in .pt2
         pt2 = str(tmp) + ".pt2"
         aoti_compile_and_package(ep, package_path=pt2)
