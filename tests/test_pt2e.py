@@ -242,6 +242,37 @@ def test_torch_compile_and_aoti_package_parity(tmp_path):
     assert not any((tmp_path / n).exists() for n in ("torchinductor", ".cache")), "inductor cache leaked"
 
 
+@pytest.mark.slow  # g++ on the libtorch headers: ~15 s, plus an AOTInductor package
+def test_cpp_loader_runs_a_package(tmp_path):
+    """docs/aoti/load_package.cpp, built with the g++ line its header documents, loads a package without
+    Python and prints the argmax the package gives in Python."""
+    import os
+    import re
+    import shutil
+    import subprocess
+
+    from compressflow.runtimes import compile as pt2
+    from tests.conftest import REPO
+
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    src = REPO / "docs" / "aoti" / "load_package.cpp"
+    line = " ".join(x.strip().lstrip("/").strip().rstrip("\\") for x in src.read_text().splitlines()[3:5])
+    assert line.startswith("g++ ") and re.search(r"-std=c\+\+\d+", line), line
+    argv = line.replace("$T", os.path.dirname(torch.__file__)).replace("load_package.cpp", str(src)).split()
+    subprocess.run([*argv[:-1], str(tmp_path / "load_package")], check=True, capture_output=True, timeout=600)
+    model = _block()
+    with pt2.cache_dir(tmp_path / "inductor"):
+        pt2.aoti_package(model, pt2e.example_input(SIZE), tmp_path / "model.pt2")
+    out = subprocess.run(
+        [str(tmp_path / "load_package"), str(tmp_path / "model.pt2"), str(SIZE)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    with torch.no_grad():
+        expected = int(model.eval()(torch.zeros(1, 3, SIZE, SIZE)).argmax(1))
+    assert out.stdout.strip().endswith(f"argmax {expected}"), out.stdout
+
+
 @pytest.mark.slow
 def test_pt2e_workflow_end_to_end(tmp_path):
     """ptq_pt2e (with fp32_layers), qat_pt2e, mixed_pt2e, pytorch-compile and pytorch-aoti rows on the real Snakefile; program.pt2 bytes repeat."""

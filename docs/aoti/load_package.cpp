@@ -1,6 +1,7 @@
 // Load an AOTInductor package written by rule package_aoti and run one image, without Python.
-// Build (libtorch from the torch wheel, see docs/aoti/README or tests/test_pt2e.py):
-//   g++ -std=c++17 load_package.cpp -I$T/include -I$T/include/torch/csrc/api/include \
+// Build with libtorch from the torch wheel, T=$(python -c "import torch, os; print(os.path.dirname(torch.__file__))");
+// torch 2.14's headers need C++20 (tests/test_pt2e.py::test_cpp_loader_runs_a_package builds this line):
+//   g++ -std=c++20 load_package.cpp -I$T/include -I$T/include/torch/csrc/api/include \
 //       -L$T/lib -ltorch -ltorch_cpu -lc10 -Wl,-rpath,$T/lib -o load_package
 // Run: ./load_package results/<m>/<v>/pytorch-aoti/model.pt2 224
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
