@@ -310,9 +310,9 @@ def deploy_runtimes():
     """(runtime, technique, parent runtime) for every runtime row the deploy section asks for."""
     ort, ov, trt = DEPLOY["onnxruntime"], DEPLOY["openvino"], DEPLOY["tensorrt"]
     rows = []
-    if PT2["compile"]:
+    if COMPILE_VARIANTS:
         rows.append(("pytorch-compile", "torch_compile", "pytorch"))
-    if PT2["aoti"]:
+    if AOTI_VARIANTS:
         rows.append(("pytorch-aoti", "aoti_package", "pytorch"))
     if ort["enabled"]:
         rows.append(("onnxruntime", "onnx_export", "pytorch"))
@@ -356,6 +356,7 @@ PT2E_VARIANTS = [v for t in PT2E_TECHNIQUES for v in variants_of(t)]
 # Variants with a pytorch-compile row (deployed float ones) and with a pytorch-aoti row (those and PT2E INT8 ones).
 COMPILE_VARIANTS = _pt2_variants("compile", DEPLOY_VARIANTS)
 AOTI_VARIANTS = _pt2_variants("aoti", DEPLOY_VARIANTS + PT2E_VARIANTS)
+PT2_ROW_VARIANTS = {"pytorch-compile": COMPILE_VARIANTS, "pytorch-aoti": AOTI_VARIANTS}
 # Which runtimes start from the ONNX export (the PyTorch 2 ones start from model.pt).
 ONNX_FIRST = {
     r: ([] if r in PT2_RUNTIMES else ["export_onnx"]) for r in RUNTIME_PRODUCERS
@@ -431,8 +432,10 @@ def deploy_entries():
         for m in models_of(v)
         if m in DEPLOY.get("models", MODELS)
         for r, t, p in deploy_runtimes()
-        if r != "pytorch-compile" or v in COMPILE_VARIANTS
-        if r != "pytorch-aoti" or v in AOTI_VARIANTS
+        if v
+        in PT2_ROW_VARIANTS.get(
+            r, [v]
+        )  # the PyTorch 2 rows only for the variants listed
     ]
 
 
