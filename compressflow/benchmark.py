@@ -75,15 +75,22 @@ def benchmark(
     fn, precision = load_runner(runtime, artifact, threads, ov_precision=ov_precision, input_size=input_size)
     rss_loaded = measure.peak_rss_mib()
     parent_fn = load_runner(parent[0], parent[1], threads, ov_precision=ov_precision)[0] if parent else None
+    other = _other_hint(runtime, artifact, threads, ov_precision)
+    hints = {}
     rows = []
     for batch in sorted({1, *(int(b) for b in batch_sizes)}):
         example = torch.zeros(batch, 3, input_size, input_size)
         desc = f"{runtime} batch {batch}"
         extra = {}
-        if batch == 1 and parent_fn is not None:
-            pair = measure.time_alternating({"own": fn, "parent": parent_fn}, example, warmup=warmup, iters=iters, desc=desc + " vs parent")
-            times, theirs = pair["own"], measure.summary(pair["parent"], 1)
-            extra = {"parent_latency_ms_p50": theirs["latency_ms_p50"], "parent_latency_ms_p90": theirs["latency_ms_p90"]}
+        if batch == 1 and (parent_fn is not None or other):
+            fns = {"own": fn, **({"parent": parent_fn} if parent_fn is not None else {}), **({"other_hint": other["fn"]} if other else {})}
+            timed = measure.time_alternating(fns, example, warmup=warmup, iters=iters, desc=desc + " vs " + ", ".join(list(fns)[1:]))
+            times = timed["own"]
+            if parent_fn is not None:
+                theirs = measure.summary(timed["parent"], 1)
+                extra = {"parent_latency_ms_p50": theirs["latency_ms_p50"], "parent_latency_ms_p90": theirs["latency_ms_p90"]}
+            if other:
+                hints = _hint_columns(ov_precision, precision, measure.summary(times, 1), other, measure.summary(timed["other_hint"], 1))
         else:
             times = measure.time_calls(fn, example, warmup=warmup, iters=iters, desc=desc)
         row = {"batch": batch, **measure.summary(times, batch, tail=True), **extra, "peak_rss_mib": measure.peak_rss_mib()}
@@ -109,9 +116,34 @@ def benchmark(
         "batches": rows,
         "parent_runtime": parent[0] if parent else None,
         "parent_artifact": str(parent[1]) if parent else None,
+        **hints,
         **sysinfo.cpu(),
         "versions": sysinfo.versions(),
     }
+
+
+def _other_hint(runtime: str, artifact, threads: int, ov_precision: str) -> dict | None:
+    """OpenVINO rows: the same file compiled with the precision hint the config did not choose ('auto' lets the
+    CPU plugin pick bf16 where the CPU has it), timed beside the chosen one so the row shows what the hint costs."""
+    if runtime not in OV_RUNTIMES:
+        return None
+    hint = "auto" if ov_precision == "f32" else "f32"
+    compiled = openvino.compile_model(artifact, threads, hint)
+    return {"hint": hint, "fn": openvino.runner(compiled), "precision": openvino.precision_of(compiled)}
+
+
+def _hint_columns(chosen: str, chosen_precision: str, chosen_summary: dict, other: dict, other_summary: dict) -> dict:
+    """``precision_*_hint`` and ``latency_ms_p50_*_hint`` for the default ('auto') and the f32 hint (labelled: not the row's latency)."""
+    name = {"auto": "default", "f32": "f32"}
+    by_hint = {
+        chosen: (chosen_precision.removeprefix("int8+"), chosen_summary["latency_ms_p50"]),
+        other["hint"]: (other["precision"], other_summary["latency_ms_p50"]),
+    }
+    out = {}
+    for hint, (precision, p50) in sorted(by_hint.items()):
+        out[f"precision_{name[hint]}_hint"] = precision
+        out[f"latency_ms_p50_{name[hint]}_hint"] = p50
+    return out
 
 
 # ---------------------------------------------------------------- workflow steps

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from compressflow import modelspec
 from compressflow import preprocess as pp
 from compressflow.errors import CompressflowError
 
@@ -203,14 +204,14 @@ def split_indices(y: torch.Tensor, fractions: dict, seed: int) -> dict:
 
 
 def _interpolation(name: str):
-    from torchvision.transforms import InterpolationMode
+    InterpolationMode = modelspec.import_torchvision().transforms.InterpolationMode
 
     return {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC, "nearest": InterpolationMode.NEAREST}[name]
 
 
 def geometric(rgb, pre: dict) -> np.ndarray:
     """A PIL RGB image -> uint8 ``[3, H, W]``: torchvision's ``Resize`` then ``CenterCrop`` on PIL (antialiased)."""
-    from torchvision.transforms import functional as TF
+    TF = modelspec.import_torchvision().transforms.functional
 
     img = TF.resize(rgb, pre["resize"], interpolation=_interpolation(pre["interpolation"]))
     if pre["crop"] is not None:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from compressflow.errors import CompressflowError
-from compressflow.modelspec import add_code_path, check_arch, load_factory
+from compressflow.modelspec import add_code_path, check_arch, import_torchvision, load_factory
 
 __all__ = ["build", "count_params", "set_submodule", "add_code_path", "check_arch", "load_factory", "RowLSTM"]
 
@@ -49,7 +49,7 @@ def build(arch: str, num_classes: int, *, module: str | None = None, code_path: 
         fn, what = OWN_ARCHS[arch], f"'{arch}'"
     else:
         check_arch(arch, "model")
-        from torchvision import models as tvm
+        tvm = import_torchvision().models
 
         def fn(num_classes, **kw):
             return tvm.get_model(arch, weights=None, num_classes=num_classes, **kw)

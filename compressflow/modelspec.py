@@ -17,10 +17,57 @@ OWN_ARCHS = ("lstm",)
 KNOWN_TORCHVISION = ("resnet18", "mobilenet_v2")
 
 
+def import_torchvision():
+    """``import torchvision``, without the import of ``torch._dynamo`` that only ``torchvision.ops.roi_align`` asks for.
+
+    roi_align does ``from torch._dynamo.utils import is_compile_supported`` at import time and calls it only
+    when RoIAlign runs. Importing torch._dynamo takes about 1.3 s, half the start-up of a job that builds a
+    ResNet and never compiles (most jobs; measured in benchmarks/pipeline_time.csv's runs). While torchvision
+    imports, a stand-in supplies that one name and defers the real import to its first call; the stand-in is
+    then removed, so a later ``import torch._dynamo`` (torch.compile, torch.export, torchao) loads the real
+    module. If the stand-in is not enough (a torchvision that asks for more), torchvision is imported plainly.
+    """
+    import types
+
+    import torch
+
+    if "torchvision" in sys.modules or "torch._dynamo" in sys.modules:
+        import torchvision
+
+        return torchvision
+
+    def is_compile_supported(device_type):
+        from torch._dynamo.utils import is_compile_supported as real
+
+        return real(device_type)
+
+    package = types.ModuleType("torch._dynamo")
+    package.__path__ = []
+    utils = types.ModuleType("torch._dynamo.utils")
+    utils.is_compile_supported = is_compile_supported
+    package.utils = utils
+    stand_ins = {"torch._dynamo": package, "torch._dynamo.utils": utils}
+    sys.modules.update(stand_ins)
+    try:
+        import torchvision
+    except Exception:
+        torchvision = None
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+        if torch.__dict__.get("_dynamo") is package:
+            delattr(torch, "_dynamo")
+    if torchvision is None:  # start again without the stand-in
+        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+            del sys.modules[name]
+        import torchvision
+    return torchvision
+
+
 def torchvision_archs() -> list[str]:
     """The classification models torchvision builds by name (not detection/segmentation/video)."""
-    import torchvision
-
+    torchvision = import_torchvision()
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 

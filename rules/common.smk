@@ -453,6 +453,18 @@ ORT_RUNTIMES = list(layout.ORT_RUNTIMES)
 OV_RUNTIMES = list(layout.OV_RUNTIMES)
 
 
+def accuracy_params():
+    """What an accuracy-only evaluate job depends on. Such a job times nothing (benchmark_artifact does), so it
+    reserves one core and runs beside others; it still uses evaluate.threads threads, because a float model's
+    logits change in their last bits with the thread count (MobileNetV2: up to 5.7e-6 between 1 and 2 threads)
+    and the same config must give the same bytes on any machine."""
+    return {
+        "batch_size": config["evaluate"]["batch_size"],
+        "threads": config["evaluate"]["threads"],
+        "seed": config["seed"],
+    }
+
+
 def timing_params():
     return {
         "batch_size": config["evaluate"]["batch_size"],

@@ -38,12 +38,10 @@ rule evaluate_onnxruntime:
         runtime=alternation(ORT_RUNTIMES),
     conda:
         "../envs/onnx.yaml"
-    # No timing here (benchmark_artifact times every artifact): the job needs only its threads.
-    threads: min(config["evaluate"]["threads"], workflow.cores)
+    # Times nothing (benchmark_artifact times every artifact): one core.
+    threads: 1
     params:
-        batch_size=config["evaluate"]["batch_size"],
-        threads=config["evaluate"]["threads"],
-        seed=config["seed"],
+        **accuracy_params(),
         runtime=lambda w: w.runtime,
     script:
         "../scripts/evaluate_onnxruntime.py"
@@ -113,10 +111,10 @@ rule evaluate_openvino:
         runtime=alternation(OV_RUNTIMES),
     conda:
         "../envs/openvino.yaml"
-    # Times the two OpenVINO precision hints against each other: nothing else may run beside it.
-    threads: workflow.cores
+    # Times nothing (benchmark_artifact times the row and both precision hints): one core.
+    threads: 1
     params:
-        **timing_params(),
+        **accuracy_params(),
         runtime=lambda w: w.runtime,
         precision=DEPLOY["openvino"]["inference_precision"],
     script:

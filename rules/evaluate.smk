@@ -15,11 +15,9 @@ rule evaluate:
         variant=alternation([ROOT, *VARIANTS]),
     conda:
         "../envs/torch.yaml"
-    # No timing here (benchmark_artifact times every artifact): the job needs only its torch threads.
-    threads: min(config["evaluate"]["threads"], workflow.cores)
+    # Times nothing (benchmark_artifact times every artifact): one core.
+    threads: 1
     params:
-        batch_size=config["evaluate"]["batch_size"],
-        threads=config["evaluate"]["threads"],
-        seed=config["seed"],
+        **accuracy_params(),
     script:
         "../scripts/evaluate.py"

@@ -51,6 +51,27 @@ def test_any_torchvision_classifier_by_name_rebuilds_from_its_recipe(tmp_path):
     assert recipe["arch"] == "mobilenet_v3_small" and torch.equal(loaded(x), model(x))
 
 
+TORCHVISION_WITHOUT_DYNAMO = """
+import sys, torch
+from compressflow import models
+models.build("resnet18", 10)
+assert "torchvision" in sys.modules and "torch._dynamo" not in sys.modules, "torch._dynamo was imported"
+from torchvision.ops import roi_align  # calls torch._dynamo.utils.is_compile_supported: now the real one
+out = roi_align(torch.rand(1, 1, 8, 8), [torch.tensor([[0.0, 0.0, 4.0, 4.0]])], 2)
+import torch._dynamo
+assert "torch._dynamo" in sys.modules and callable(torch._dynamo.reset) and out.shape == (1, 1, 2, 2)
+"""
+
+
+def test_building_a_torchvision_model_skips_the_dynamo_import_until_needed():
+    """A job that builds a ResNet and never compiles skips torch._dynamo's ~1.3 s import; one that compiles gets the real module."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", TORCHVISION_WITHOUT_DYNAMO], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
 def test_unknown_architecture_names_close_matches():
     with pytest.raises(CompressflowError, match=r"models.a.arch: unknown architecture 'resnt50'.*did you mean resnet50"):
         models.check_arch("resnt50", "models.a.arch")
