@@ -5,7 +5,8 @@ python benchmarks/pipeline_time.py --configfile tests/tiny_config.yaml --from-ru
 
 Job-seconds per rule come from Snakemake's own per-job ``benchmark:`` files (``results/benchmarks/**/<rule>.tsv``,
 one per job, every rule has one), the wall time from this script's clock (or, with ``--from-run``, from the
-first and last timestamps of that run's newest Snakemake log). Appends one row to ``benchmarks/pipeline_time.csv``.
+first and last timestamps of that run's newest Snakemake log), the commit from the Snakefile's git checkout as the
+run starts (``+dirty``: with uncommitted changes). Appends one row to ``benchmarks/pipeline_time.csv``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,19 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-FIELDS = ["date", "cpu_model", "cores", "config", "wall_s", "jobs", "job_seconds", "source", "jobs_by_rule", "job_seconds_by_rule"]
+FIELDS = [
+    "date",
+    "cpu_model",
+    "cores",
+    "config",
+    "commit",
+    "wall_s",
+    "jobs",
+    "job_seconds",
+    "source",
+    "jobs_by_rule",
+    "job_seconds_by_rule",
+]
 
 
 def per_rule(directory: Path) -> tuple[dict, dict]:
@@ -50,6 +63,31 @@ def log_span(directory: Path) -> float:
     return (times[-1] - times[0]).total_seconds()
 
 
+def commit(snakefile: Path) -> str:
+    """The commit of the code that ran (``+dirty`` with uncommitted changes to tracked files), or ``unknown``."""
+    git = ["git", "-C", str(snakefile.resolve().parent)]
+    head = subprocess.run([*git, "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "unknown"
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    return head.stdout.strip() + ("+dirty" if dirty else "")
+
+
+def append(row: dict, out: Path) -> None:
+    """Append ``row`` to ``out``; a file written with other columns is an error, never rewritten."""
+    if out.exists():
+        with open(out, newline="") as f:
+            header = next(csv.reader(f), [])
+        if header != FIELDS:
+            raise SystemExit(f"{out} has columns {header}, not {FIELDS}: pass another --out, or add the missing columns to it")
+    new = not out.exists()
+    with open(out, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
 def run(directory: Path, configfile: Path, cores: str, snakefile: Path) -> float:
     if (directory / "results").exists():
         raise SystemExit(f"{directory}/results exists: pass an empty directory (the run must start from nothing)")
@@ -74,6 +112,7 @@ def main(argv=None):
     sys.path.insert(0, str(REPO))
     from compressflow import sysinfo
 
+    code = "unknown (read from a finished run)" if args.from_run else commit(args.snakefile)  # the code the run starts with
     if args.from_run:
         directory, wall, source = args.from_run, log_span(args.from_run), "snakemake log of a finished run"
     else:
@@ -90,6 +129,7 @@ def main(argv=None):
         "cpu_model": sysinfo.cpu()["cpu_model"],
         "cores": cores,
         "config": config,
+        "commit": code,
         "wall_s": round(wall, 1),
         "jobs": sum(jobs.values()),
         "job_seconds": round(sum(seconds.values()), 1),
@@ -97,12 +137,7 @@ def main(argv=None):
         "jobs_by_rule": json.dumps(jobs),
         "job_seconds_by_rule": json.dumps(seconds),
     }
-    new = not args.out.exists()
-    with open(args.out, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            w.writeheader()
-        w.writerow(row)
+    append(row, args.out)
     print(f"{config} on {row['cpu_model']}, {cores} cores: {row['wall_s']} s wall, {row['jobs']} jobs, {row['job_seconds']} job-s")
     for rule in sorted(seconds, key=seconds.get, reverse=True):
         print(f"  {rule:24s} {jobs[rule]:4d} jobs {seconds[rule]:9.1f} s")

@@ -21,15 +21,17 @@ from compressflow.runtimes import onnx, onnxruntime, openvino, pytorch
 __all__ = ["load_runner", "macs_and_params", "benchmark", "COLUMNS", "collect"]
 
 
-def load_runner(runtime: str, artifact, threads: int, *, ov_precision: str = "f32", input_size: int | None = None):
-    """(callable on a float NCHW tensor, precision that runs) for one artifact file of ``runtime`` (a CPU runtime)."""
+def load_runner(
+    runtime: str, artifact, threads: int, *, ov_precision: str = "f32", input_size: int | None = None, loaded: dict | None = None
+):
+    """(callable on a float NCHW tensor, precision that runs) for one artifact file of ``runtime`` (a CPU runtime).
+
+    ``loaded``: PyTorch models this job already rebuilt, by file (see :func:`_pytorch_model`)."""
     if runtime == PYTORCH:
-        model, recipe = artifacts.load_model(artifact)
+        model, recipe = _pytorch_model(artifact, input_size, loaded)
         if pytorch.api(recipe) == "pt2e":  # a PT2E graph runs as deployed: compiled (the warm-up calls compile)
             from compressflow.runtimes import compile as pt2
 
-            if input_size is not None:  # its height/width are static: rebuilt for the timed size
-                model = artifacts.load_model_at_size(artifact, input_size)
             return pytorch.runner(pt2.compiler()(model), threads), pytorch.precision(recipe) + " (torch.compile)"
         return pytorch.runner(model, threads), pytorch.precision(recipe)
     if runtime in ORT_RUNTIMES:
@@ -42,9 +44,23 @@ def load_runner(runtime: str, artifact, threads: int, *, ov_precision: str = "f3
     raise CompressflowError(f"benchmark runtime '{runtime}' is unknown", f"use one of: {', '.join(CPU_RUNTIMES)}")
 
 
-def macs_and_params(torch_model_path, input_size: int) -> tuple[int, int]:
-    """MACs per image at ``input_size`` and stored parameters of the PyTorch artifact."""
-    model, recipe = artifacts.load_model(torch_model_path)
+def _pytorch_model(path, input_size: int | None, loaded: dict | None) -> tuple[torch.nn.Module, dict]:
+    """(model, recipe) of a PyTorch artifact, rebuilt once per job: the artifact, its parent and the MAC count
+    often name the same file, and a QAT PT2E rebuild takes about 15 s. A PT2E graph's height/width are static,
+    so with ``input_size`` it is rebuilt for that size (same state and parameters)."""
+    loaded = {} if loaded is None else loaded
+    recipe = artifacts.read_recipe(path)
+    key = (str(path), input_size if input_size is not None and recipes.is_size_bound(recipe) else None)
+    if key not in loaded:
+        model = artifacts.load_model_at_size(path, input_size) if key[1] is not None else artifacts.load_model(path)[0]
+        model.eval()  # not chained: an exported graph's patched eval() does not return the module
+        loaded[key] = (model, recipe)
+    return loaded[key]
+
+
+def macs_and_params(torch_model_path, input_size: int, *, loaded: dict | None = None) -> tuple[int, int]:
+    """MACs per image at ``input_size`` and stored parameters of the PyTorch artifact (``loaded``: as in :func:`load_runner`)."""
+    model, recipe = _pytorch_model(torch_model_path, input_size, loaded)
     counted = model
     if pytorch.api(recipe) == "pt2e":  # an exported graph has no Conv/Linear modules to hook, and a static size: its float architecture
         counted = recipes.rebuild(dict(recipe, transforms=recipe["transforms"][:-1]))
@@ -71,10 +87,11 @@ def benchmark(
     ``speedup_vs_parent`` compares like with like; the batch-1 row keeps its timed calls for the report's interval.
     """
     torch.set_num_threads(threads)
+    loaded = {}
     rss_start = measure.peak_rss_mib()
-    fn, precision = load_runner(runtime, artifact, threads, ov_precision=ov_precision, input_size=input_size)
+    fn, precision = load_runner(runtime, artifact, threads, ov_precision=ov_precision, input_size=input_size, loaded=loaded)
     rss_loaded = measure.peak_rss_mib()
-    parent_fn = load_runner(parent[0], parent[1], threads, ov_precision=ov_precision)[0] if parent else None
+    parent_fn = load_runner(parent[0], parent[1], threads, ov_precision=ov_precision, loaded=loaded)[0] if parent else None
     other = _other_hint(runtime, artifact, threads, ov_precision)
     hints = {}
     rows = []
@@ -100,7 +117,7 @@ def benchmark(
             row["latency_ms_calls"] = [float(t) for t in times]
         rows.append(row)
         print(f"{runtime} batch {batch}: p50 {row['latency_ms_p50']:.3f} ms, {row['throughput_ips']:.1f} img/s", file=sys.stderr)
-    macs, params = macs_and_params(torch_model, input_size)
+    macs, params = macs_and_params(torch_model, input_size, loaded=loaded)
     return {
         "runtime": runtime,
         "artifact": str(artifact),

@@ -77,3 +77,19 @@ def test_benchmark_artifact_rule_on_tiny_run(tiny_copy):
     assert rec["macs"] == fp32 and rec["params"] > 1e7
     assert all(b["latency_ms_p50"] > 0 and b["peak_rss_mib"] > 50 for b in rec["batches"])
     assert rec["versions"]["torch"] and rec["cpu_model"]
+
+
+def test_a_file_named_as_artifact_parent_and_mac_source_is_rebuilt_once(tmp_path, monkeypatch):
+    """A QAT PT2E rebuild takes ~15 s: the benchmark job loads each PyTorch file once, whatever role it plays."""
+    from compressflow import artifacts, recipes
+
+    path = tmp_path / "model.pt"
+    artifacts.save_model(models.build("resnet18", 3).eval(), recipes.base_recipe("resnet18", 3), path)
+    assert artifacts.read_recipe(path) == recipes.base_recipe("resnet18", 3)
+    calls = []
+    real = artifacts.load_model
+    monkeypatch.setattr(artifacts, "load_model", lambda p: calls.append(str(p)) or real(p))
+    out = benchmark.benchmark(
+        "pytorch", path, path, batch_sizes=[1], warmup=1, iters=2, input_size=16, threads=1, parent=("pytorch", str(path))
+    )
+    assert calls == [str(path)] and out["params"] > 0

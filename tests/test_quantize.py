@@ -360,3 +360,25 @@ def test_untraceable_model_names_the_technique_that_asked():
         units.quantizable_units(Branchy())
     with pytest.raises(Unsupported, match=r"^mixed_pt2e does not support Branchy.*fix: use ptq_pt2e"):
         units.quantizable_units(Branchy(), technique="mixed_pt2e")
+
+
+FX_PREPARE_WITHOUT_DYNAMO = """
+import sys, torch, torch.fx.config
+from compressflow import models
+from compressflow.quantize import graph, qconfig
+prepared = graph.prepare(models.build("resnet18", 10).eval(), qconfig.qconfig_spec("x86", "minmax", "affine", True), 32)
+assert any("observer" in type(m).__name__.lower() for m in prepared.modules()), "no observer inserted"
+assert "torch._dynamo" not in sys.modules, "FX prepare imported torch._dynamo"
+assert torch.fx.config.do_not_emit_stack_traces is False, "the stack-trace switch was not restored"
+"""
+
+
+def test_fx_prepare_skips_the_dynamo_import_and_restores_the_fx_config():
+    """Rebuilding an FX artifact (every job that loads one) does not pay torch._dynamo's ~1.2 s import for stack traces."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    out = subprocess.run([sys.executable, "-c", FX_PREPARE_WITHOUT_DYNAMO], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]

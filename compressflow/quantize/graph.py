@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
+import torch.fx.config
 from torch import fx, nn
 from torch.ao.nn import quantized as nnq
 from torch.ao.nn.quantized import dynamic as nnqd
@@ -42,9 +44,22 @@ def prepare(model: nn.Module, spec: dict, input_size: int, fp32_layers=(), only_
     quantizable_layers(model)
     mapping = qconfig_mapping(spec, fp32_layers, only_layers, qat)
     example = (example_input(input_size),)
-    if qat:
-        return quantize_fx.prepare_qat_fx(model.train(), mapping, example)
-    return quantize_fx.prepare_fx(model.eval(), mapping, example)
+    with _no_stack_traces():
+        if qat:
+            return quantize_fx.prepare_qat_fx(model.train(), mapping, example)
+        return quantize_fx.prepare_fx(model.eval(), mapping, example)
+
+
+@contextlib.contextmanager
+def _no_stack_traces():
+    """FX quantization tracing records each node's Python stack; symbolising it imports torch._dynamo, 1.2 s of
+    every process that rebuilds an FX artifact. Nothing reads those traces: a model file keeps the state dict."""
+    old = torch.fx.config.do_not_emit_stack_traces
+    torch.fx.config.do_not_emit_stack_traces = True
+    try:
+        yield
+    finally:
+        torch.fx.config.do_not_emit_stack_traces = old
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ def evaluate_aoti(inputs, outputs, params, threads):
     """Against eager PyTorch for a float model; against its own compiled graph (the pytorch row, as it runs) for PT2E INT8."""
     torch.set_num_threads(params["threads"])
     torch_model, torch_logits = pytorch.reference(inputs)
-    _, recipe = artifacts.load_model(inputs["torch_model"])
+    recipe = artifacts.read_recipe(inputs["torch_model"])
     build = files.read_json(inputs["build"])
     size = params["latency"]["input_size"]
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache, pt2.cache_dir(cache):

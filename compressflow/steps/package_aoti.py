@@ -20,8 +20,9 @@ def package_aoti(inputs, outputs, params, threads):
 
     torch.manual_seed(params["seed"])
     torch.set_num_threads(threads)
-    model, recipe = artifacts.load_model(inputs["model"])
-    quantized = pytorch.api(recipe) == "pt2e"
+    recipe = artifacts.read_recipe(inputs["model"])
+    quantized = pytorch.api(recipe) == "pt2e"  # a PT2E graph is rebuilt per size below; a float model once here
+    model = None if quantized else artifacts.load_model(inputs["model"])[0]
     sizes = {"package": params["latency_size"], "accuracy": params["data_size"]}
     build = {"setting": pt2.SETTING, "dynamic": ["batch"], "precision": pytorch.precision(recipe), "quant_api": pytorch.api(recipe)}
     with tempfile.TemporaryDirectory(prefix="inductor-") as cache, pt2.cache_dir(cache):
