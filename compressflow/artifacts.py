@@ -41,15 +41,24 @@ def read_recipe(path) -> dict:
     return _payload(path)["recipe"]
 
 
-def load_model(path) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the module tree from the recorded recipe, then load the weights."""
+def load_model(path, input_size: int | None = None) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the module tree from the recorded recipe, then load the weights; (model, recorded recipe).
+
+    With ``input_size``, a PT2E artifact's converted graph is rebuilt for ``input_size``² inputs (see
+    :func:`load_model_at_size`); other models ignore it. The file is read once either way.
+    """
     payload = _payload(path)
-    recipe = payload["recipe"]
+    recorded = payload["recipe"]
+    recipe, at_size = recorded, input_size is not None and recipes.is_size_bound(recorded)
+    if at_size:
+        t = dict(recorded["transforms"][-1], input_size=int(input_size))
+        recipe = recipes.with_transform(dict(recorded, transforms=recorded["transforms"][:-1]), t)
     model = recipes.rebuild(recipe)
     recipes.load_state(model, payload["state_dict"], str(path))
     model = recipes.finish(model, recipe)
-    model.eval()
-    return model, recipe
+    if not at_size:
+        model.eval()
+    return model, recorded
 
 
 def load_model_at_size(path, input_size: int) -> torch.nn.Module:
@@ -59,12 +68,4 @@ def load_model_at_size(path, input_size: int) -> torch.nn.Module:
     on the size, so the recorded recipe is replayed at another size. Other models are size-agnostic and
     load as they are.
     """
-    payload = _payload(path)
-    recipe = payload["recipe"]
-    if not recipes.is_size_bound(recipe):
-        return load_model(path)[0]
-    t = dict(recipe["transforms"][-1], input_size=int(input_size))
-    recipe = recipes.with_transform(dict(recipe, transforms=recipe["transforms"][:-1]), t)
-    model = recipes.rebuild(recipe)
-    recipes.load_state(model, payload["state_dict"], str(path))
-    return recipes.finish(model, recipe)
+    return load_model(path, input_size)[0]

@@ -26,7 +26,7 @@ def load_runner(
 ):
     """(callable on a float NCHW tensor, precision that runs) for one artifact file of ``runtime`` (a CPU runtime).
 
-    ``loaded``: PyTorch models this job already rebuilt, by file (see :func:`_pytorch_model`)."""
+    ``loaded``: PyTorch models this job already rebuilt, by (file, size) (see :func:`_pytorch_model`)."""
     if runtime == PYTORCH:
         model, recipe = _pytorch_model(artifact, input_size, loaded)
         if pytorch.api(recipe) == "pt2e":  # a PT2E graph runs as deployed: compiled (the warm-up calls compile)
@@ -45,14 +45,13 @@ def load_runner(
 
 
 def _pytorch_model(path, input_size: int | None, loaded: dict | None) -> tuple[torch.nn.Module, dict]:
-    """(model, recipe) of a PyTorch artifact, rebuilt once per job: the artifact, its parent and the MAC count
-    often name the same file, and a QAT PT2E rebuild takes about 15 s. A PT2E graph's height/width are static,
-    so with ``input_size`` it is rebuilt for that size (same state and parameters)."""
+    """(model, recipe) of a PyTorch artifact at ``input_size``, rebuilt once per job: the artifact, its parent and
+    the MAC count often name the same file, and a QAT PT2E rebuild takes about 15 s. A PT2E graph's height/width
+    are static, so it is rebuilt for ``input_size`` (same state and parameters); other models ignore the size."""
     loaded = {} if loaded is None else loaded
-    recipe = artifacts.read_recipe(path)
-    key = (str(path), input_size if input_size is not None and recipes.is_size_bound(recipe) else None)
+    key = (str(path), input_size)
     if key not in loaded:
-        model = artifacts.load_model_at_size(path, input_size) if key[1] is not None else artifacts.load_model(path)[0]
+        model, recipe = artifacts.load_model(path, input_size)
         model.eval()  # not chained: an exported graph's patched eval() does not return the module
         loaded[key] = (model, recipe)
     return loaded[key]
@@ -91,7 +90,9 @@ def benchmark(
     rss_start = measure.peak_rss_mib()
     fn, precision = load_runner(runtime, artifact, threads, ov_precision=ov_precision, input_size=input_size, loaded=loaded)
     rss_loaded = measure.peak_rss_mib()
-    parent_fn = load_runner(parent[0], parent[1], threads, ov_precision=ov_precision, loaded=loaded)[0] if parent else None
+    parent_fn = (
+        load_runner(parent[0], parent[1], threads, ov_precision=ov_precision, input_size=input_size, loaded=loaded)[0] if parent else None
+    )
     other = _other_hint(runtime, artifact, threads, ov_precision)
     hints = {}
     rows = []

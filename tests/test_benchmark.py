@@ -88,7 +88,7 @@ def test_a_file_named_as_artifact_parent_and_mac_source_is_rebuilt_once(tmp_path
     assert artifacts.read_recipe(path) == recipes.base_recipe("resnet18", 3)
     calls = []
     real = artifacts.load_model
-    monkeypatch.setattr(artifacts, "load_model", lambda p: calls.append(str(p)) or real(p))
+    monkeypatch.setattr(artifacts, "load_model", lambda p, *size: calls.append(str(p)) or real(p, *size))
     out = benchmark.benchmark(
         "pytorch", path, path, batch_sizes=[1], warmup=1, iters=2, input_size=16, threads=1, parent=("pytorch", str(path))
     )
