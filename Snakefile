@@ -4,25 +4,26 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-# Duplicate keys and YAML syntax errors, as one line naming the file and line (PyYAML hides both).
+# A --configfile is the whole config (several overlay in the order given; the schema fills in the rest);
+# config/config.yaml, the tour, is read only when none is given. Snakemake's own `configfile:` would merge
+# a user's file into the tour and build the tour's variants too.
 import os, sys
 
 sys.path.insert(0, workflow.basedir)
 from compressflow.config import read_config_files
 from compressflow.errors import CompressflowError
 
+TOUR = os.path.join(workflow.basedir, "config", "config.yaml")
+CONFIG_FILES = list(workflow.overwrite_configfiles) or [TOUR]
 try:
-    read_config_files(
-        [
-            *(["config/config.yaml"] if os.path.exists("config/config.yaml") else []),
-            *workflow.overwrite_configfiles,
-        ]
-    )
+    # Duplicate keys and YAML syntax errors, as one line naming the file and line (PyYAML hides both).
+    read_config_files([f for f in CONFIG_FILES if os.path.exists(f)])
 except CompressflowError as _exc:
     sys.exit(f"compressflow config error: {_exc}")
 
+if not workflow.overwrite_configfiles:
 
-configfile: "config/config.yaml"
+    configfile: TOUR
 
 
 report: "report/workflow.rst"

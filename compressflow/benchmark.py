@@ -106,7 +106,11 @@ def benchmark(
             times = timed["own"]
             if parent_fn is not None:
                 theirs = measure.summary(timed["parent"], 1)
-                extra = {"parent_latency_ms_p50": theirs["latency_ms_p50"], "parent_latency_ms_p90": theirs["latency_ms_p90"]}
+                extra = {
+                    "parent_latency_ms_p50": theirs["latency_ms_p50"],
+                    "parent_latency_ms_p90": theirs["latency_ms_p90"],
+                    "parent_latency_ms_calls": [float(t) for t in timed["parent"]],  # the report's paired speed-up interval
+                }
             if other:
                 hints = _hint_columns(ov_precision, precision, measure.summary(times, 1), other, measure.summary(timed["other_hint"], 1))
         else:

@@ -100,6 +100,7 @@ def metrics(
         own, theirs = measure.latency_pair(own_fn, parent_fn, example, warmup=latency["warmup"], iters=latency["iters"])
         row.update(own)
         row["parent_latency_ms_p50"] = theirs["latency_ms_p50"]
+        row["parent_latency_ms_calls"] = theirs["latency_ms_calls"]
         row["speedup_vs_parent"] = theirs["latency_ms_p50"] / own["latency_ms_p50"]
     return row
 

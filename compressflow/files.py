@@ -18,8 +18,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import torch
-
 from compressflow.errors import CompressflowError
 
 _UMASK = os.umask(0o022)
@@ -80,12 +78,16 @@ def save_tensors(obj, path) -> None:
     Saving to a file object keeps the archive's inner folder name fixed ("archive"); given a
     path, torch.save names it after the (random) temporary file and the bytes differ per run.
     """
+    import torch  # here, not at the top: jobs that write only JSON/CSV (report, environment) start without torch
+
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         torch.save(obj, f)
 
 
 def load_tensors(path, what: str = "file"):
     """torch.load with ``weights_only=True`` and one-line errors for the usual failures."""
+    import torch
+
     path = Path(path)
     if path.is_dir():
         raise CompressflowError(f"{what} '{path}' is a directory, not a file", "point it at the file inside (e.g. .../model.pt)")

@@ -66,6 +66,8 @@ def time_alternating(
     """
     names = list(fns)
     times = {name: [] for name in names}
+    if len(names) > 1:
+        block = max(1, min(block, -(-iters // 2)))  # at least two turns each, so drift hits both alike
     for turn in _progress(-(-iters // block), desc):
         for name in names:
             fn = fns[name]
@@ -113,11 +115,10 @@ def latency(fn, example: torch.Tensor, *, warmup: int, iters: int) -> dict:
 def latency_pair(fn_a, fn_b, example: torch.Tensor, *, warmup: int, iters: int) -> tuple[dict, dict]:
     """:func:`summary` of two callables timed in alternating blocks (:func:`time_alternating`).
 
-    The first also carries its timed calls (``latency_ms_calls``): the report bootstraps its p50 interval from them.
+    Both carry their timed calls (``latency_ms_calls``): the report bootstraps the p50 and speed-up intervals from them.
     """
     times = time_alternating({"a": fn_a, "b": fn_b}, example, warmup=warmup, iters=iters)
-    own = {**summary(times["a"], example.shape[0]), "latency_ms_calls": [float(t) for t in times["a"]]}
-    return own, summary(times["b"], example.shape[0])
+    return tuple({**summary(times[k], example.shape[0]), "latency_ms_calls": [float(t) for t in times[k]]} for k in "ab")
 
 
 # ---------------------------------------------------------------- memory and size

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 
+import numpy as np
 import pandas as pd
 
 from compressflow import files, layout, plotting, stats
@@ -99,6 +100,7 @@ def exclusive_latency(benchmark_path) -> dict:
         "cpu_model": rec.get("cpu_model"),
         "isa": rec.get("isa"),
         "latency_ms_calls": b.get("latency_ms_calls"),
+        "parent_latency_ms_calls": b.get("parent_latency_ms_calls"),
     }
 
 
@@ -111,14 +113,14 @@ def summarize(
     ``options``: the config's ``report`` section (:data:`STATS` keys); ``seed`` seeds the latency bootstrap.
     """
     opts = {**STATS, **(options or {})}
-    rows, per_class, correct, calls = [], [], [], []
+    rows, per_class, correct, calls, parent_calls = [], [], [], [], []
     for e in entries:
         if e.get("skipped"):
             m = {"runtime": e["runtime"], "skipped": e["skipped"], "note": f"skipped: {e['skipped']}"}
         else:
             m = files.read_json(e["metrics_path"])
         if e.get("benchmark_path"):
-            m = {k: v for k, v in m.items() if k not in (*LATENCY_COLUMNS, "latency_ms_calls")}
+            m = {k: v for k, v in m.items() if k not in (*LATENCY_COLUMNS, "latency_ms_calls", "parent_latency_ms_calls")}
             m.update(exclusive_latency(e["benchmark_path"]))
         row = {k: m.get(k) for k in COLUMNS if k in m}
         row.update(model=e["model"], variant=e["variant"], parent=e["parent"], technique=e["technique"])
@@ -127,6 +129,7 @@ def summarize(
         per_class.append(m.get("per_class_top1"))
         correct.append(m.get("correct_top1"))
         calls.append(m.get("latency_ms_calls"))
+        parent_calls.append(m.get("parent_latency_ms_calls"))
     df = pd.DataFrame(rows).reindex(columns=[*COLUMNS, "repeat_of"])
     add_intervals(df, calls, opts["confidence"], opts["bootstrap_samples"], seed)
     add_paired_tests(df, correct, opts["confidence"], opts["alpha"])
@@ -140,8 +143,7 @@ def summarize(
     slow = has_parent & compressed & (df.faster_than_parent == False)  # noqa: E712 (object column)
     df["note"] = df.note.astype("object")
     df.loc[slow, "note"] = f"compressed but not faster (speedup < {min_speedup:g}x)"
-    eager = df[(df.variant == layout.ROOT_VARIANT) & (df.runtime == layout.PYTORCH)].set_index("model").latency_ms_p50
-    df["speedup_vs_fp32"] = df.model.map(eager) / df.latency_ms_p50
+    add_chain_speedups(df, calls, parent_calls, opts["confidence"], opts["bootstrap_samples"], seed)
     df["recommended"] = recommend(df, max_accuracy_drop, opts["recommend"])
     df = add_seed_aggregates(df)
     order = df.assign(_not_eager=df.runtime != layout.PYTORCH, _not_root=df.variant != layout.ROOT_VARIANT)
@@ -172,6 +174,69 @@ def add_intervals(df: pd.DataFrame, calls: list, confidence: float, samples: int
     ]
     df["latency_ms_p50_lo"] = [x[0] for x in lat]
     df["latency_ms_p50_hi"] = [x[1] for x in lat]
+
+
+def add_chain_speedups(df: pd.DataFrame, calls: list, parent_calls: list, confidence: float, samples: int, seed: int) -> None:
+    """``speedup_vs_fp32``: the product of the paired speed-ups along the row's chain of parents back to FP32 eager.
+
+    Each link (artifact vs its parent) was timed in alternating blocks in one job, so machine drift between
+    jobs cancels; dividing by an FP32 eager p50 timed in another job would not (it moved 40-59 ms between jobs
+    on one machine). ``speedup_vs_fp32_links`` counts the links; 0 marks a row whose chain has an unpaired
+    link (its number is then the unpaired ratio, and has no interval). The interval resamples each link's
+    timed calls (artifact and parent independently, seeded) and multiplies the resampled ratios of p50s.
+    """
+    index = {key: i for i, key in enumerate(zip(df.model, df.variant, df.runtime, strict=True))}
+    eager = df[(df.variant == layout.ROOT_VARIANT) & (df.runtime == layout.PYTORCH)].set_index("model").latency_ms_p50
+    unpaired = df.model.map(eager) / df.latency_ms_p50
+    point, lo, hi, links = [], [], [], []
+    for i in range(len(df)):
+        chain = _chain(df, index, i)
+        if chain is None:
+            point.append(unpaired.iloc[i])
+            lo.append(math.nan)
+            hi.append(math.nan)
+            links.append(0)
+            continue
+        ratios = [float(df.speedup_vs_parent.iloc[j]) for j in chain]
+        point.append(float(np.prod(ratios)) if ratios else (1.0 if pd.notna(df.latency_ms_p50.iloc[i]) else math.nan))
+        interval = _chain_interval([(calls[j], parent_calls[j]) for j in chain], confidence, samples, seed)
+        lo.append(min(interval[0], point[-1]) if chain else point[-1])
+        hi.append(max(interval[1], point[-1]) if chain else point[-1])
+        links.append(len(chain))
+    df["speedup_vs_fp32"], df["speedup_vs_fp32_lo"], df["speedup_vs_fp32_hi"] = point, lo, hi
+    df["speedup_vs_fp32_links"] = pd.array(links, dtype="Int64")
+
+
+def _chain(df: pd.DataFrame, index: dict, i: int) -> list[int] | None:
+    """Row indices of the links from row ``i`` up to its model's FP32 eager row, or None when one has no paired speed-up."""
+    model = df.model.iloc[i]
+    root = (model, layout.ROOT_VARIANT, layout.PYTORCH)
+    key, out = (model, df.variant.iloc[i], df.runtime.iloc[i]), []
+    while key != root:
+        j = index.get(key)
+        if j is None or j in out or pd.isna(df.speedup_vs_parent.iloc[j]):
+            return None
+        out.append(j)
+        key = parent_key(model, df.parent.iloc[j] or "")
+        if key is None:
+            return None
+    return out
+
+
+def _chain_interval(pairs: list, confidence: float, samples: int, seed: int) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the product of p50(parent)/p50(artifact) over the links (their timed calls)."""
+    if not pairs or samples < 1 or any(not own or not theirs for own, theirs in pairs):
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    log_product = np.zeros(samples)
+    for own, theirs in pairs:
+        for values, sign in ((theirs, 1.0), (own, -1.0)):
+            arr = np.asarray(values, dtype=float)
+            medians = np.median(arr[rng.integers(0, arr.size, size=(samples, arr.size))], axis=1)
+            log_product += sign * np.log(medians)
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = np.exp(np.percentile(log_product, [tail, 100 - tail]))
+    return float(lo), float(hi)
 
 
 def parent_key(model: str, parent: str) -> tuple[str, str, str] | None:
@@ -284,6 +349,10 @@ def write(df: pd.DataFrame, csv_path, md_path) -> None:
             _with_interval(*v, ".4g")
             for v in zip(df.latency_ms_p50, df.latency_ms_p50_lo, df.latency_ms_p50_hi, df.latency_ms_p50_std, df.n_seeds, strict=True)
         ],
+        speedup_vs_fp32=[
+            _with_interval(v, lo, hi, math.nan, None, ".3g")
+            for v, lo, hi in zip(df.speedup_vs_fp32, df.speedup_vs_fp32_lo, df.speedup_vs_fp32_hi, strict=True)
+        ],
         b_c=[f"{b}/{c}" if pd.notna(b) and pd.notna(c) else "" for b, c in zip(df.b_parent_only, df.c_artifact_only, strict=True)],
         mcnemar_p=[f"{p:.3g}" if pd.notna(p) else "" for p in df.mcnemar_p],
         top1_drop_vs_fp32_ub=[f"{u:.4f}" if pd.notna(u) else "" for u in df.top1_drop_vs_fp32_ub],
@@ -293,6 +362,7 @@ def write(df: pd.DataFrame, csv_path, md_path) -> None:
             "top5": f"top5 [{level} CI]",
             "latency_ms_p50": f"latency_ms_p50 [{level} CI]",
             "b_c": "b/c vs parent",
+            "speedup_vs_fp32": f"speedup_vs_fp32 [{level} CI]",
         }
     )
     show = [
@@ -311,13 +381,14 @@ def write(df: pd.DataFrame, csv_path, md_path) -> None:
         f"latency_ms_p50 [{level} CI]",
         "latency_ms_p90",
         "speedup_vs_parent",
+        f"speedup_vs_fp32 [{level} CI]",
         "faster_than_parent",
         "recommended",
         "top1_agreement_vs_parent",
         "collapsed_classes",
         "note",
     ]
-    head = f"# compressflow summary\n\nLatency: batch 1, {sorted({int(t) for t in df.threads.dropna()})} thread(s), input {sorted({int(t) for t in df.latency_input.dropna()})} px, on {', '.join(df.cpu_model.dropna().unique())} (ISA: {', '.join(df.isa.dropna().unique())}).\nSize in MiB of the saved file. Every CPU latency comes from the artifact's `benchmark_artifact` job, which holds all the cores it runs on; speed-ups compare the artifact with its parent timed in alternating blocks in that same job (benchmark.csv, batch 1, has the same numbers).\n\n"
+    head = f"# compressflow summary\n\nLatency: batch 1, {sorted({int(t) for t in df.threads.dropna()})} thread(s), input {sorted({int(t) for t in df.latency_input.dropna()})} px, on {', '.join(df.cpu_model.dropna().unique())} (ISA: {', '.join(df.isa.dropna().unique())}).\nSize in MiB of the saved file. Every CPU latency comes from the artifact's `benchmark_artifact` job, which holds all the cores it runs on; speed-ups compare the artifact with its parent timed in alternating blocks in that same job (benchmark.csv, batch 1, has the same numbers); `speedup_vs_fp32` multiplies those paired speed-ups along the chain of parents back to FP32 eager, with a bootstrap interval over each link's timed calls.\n\n"
     table = shown[show].astype("object").where(shown[show].notna(), "")
     text = (
         head

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import errno
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
-from compressflow import files, provenance, unsupported, verify
+from compressflow import files, phases, provenance, unsupported, verify
 from compressflow.errors import CompressflowError
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -43,6 +44,8 @@ def _data_workers(smk) -> None:
 
 
 def run(smk, step) -> None:
+    clock = phases.Clock()
+    clock.seconds["start"] = phases.process_age() or 0.0
     console = sys.stderr
     log = open(smk.log[0], "w", buffering=1) if smk.log else console
     sys.stderr = log
@@ -52,10 +55,12 @@ def run(smk, step) -> None:
             print(f"removed {stale}, left by an interrupted run", file=log)
     try:
         try:
-            verify.inputs(inputs)  # nothing is built from an artifact whose bytes changed since it was made
+            with clock.phase("verify"):
+                verify.inputs(inputs)  # nothing is built from an artifact whose bytes changed since it was made
             _data_workers(smk)
             if not _propagate_unsupported(smk, inputs, outputs, log):
-                step(inputs, outputs, params, smk.threads)
+                with clock.step(), _rule_named(outputs.get("metrics"), smk.rule):
+                    step(inputs, outputs, params, smk.threads)
         except unsupported.Unsupported as exc:
             # A known limitation of this technique on this architecture: this variant says so, the run goes on.
             line = f"compressflow: unsupported in rule {smk.rule} ({_where(smk)}): {exc}"
@@ -75,19 +80,21 @@ def run(smk, step) -> None:
         if log is not console:
             print(line, file=console)
         sys.exit(1)
-    _name_rule(outputs.get("metrics"), smk.rule)
-    if "provenance" in outputs:
-        job = {k: v for k, v in outputs.items() if k != "provenance"}
-        provenance.write(
-            outputs["provenance"],
-            rule=smk.rule,
-            inputs=inputs,
-            outputs=job,
-            params=params,
-            seed=params.get("seed"),
-            repo_dir=REPO_DIR,
-            device=_device_used(params),
-        )
+    with clock.phase("provenance"):
+        _name_rule(outputs.get("metrics"), smk.rule)
+        if "provenance" in outputs:
+            job = {k: v for k, v in outputs.items() if k != "provenance"}
+            provenance.write(
+                outputs["provenance"],
+                rule=smk.rule,
+                inputs=inputs,
+                outputs=job,
+                params=params,
+                seed=params.get("seed"),
+                repo_dir=REPO_DIR,
+                device=_device_used(params),
+            )
+    print(clock.line(smk.rule), file=log)
 
 
 def _device_used(params: dict) -> str | None:
@@ -125,6 +132,26 @@ def _propagate_unsupported(smk, inputs: dict, outputs: dict, log) -> bool:
     print(f"compressflow: unsupported in rule {smk.rule} ({_where(smk)}): its input '{source}' is unsupported ({reason})", file=log)
     unsupported.write_markers(outputs, reason, fix, source, extra_json=_unsupported_metrics(smk, reason, fix))
     return True
+
+
+@contextmanager
+def _rule_named(metrics_path, rule: str):
+    """While the step runs, its ``metrics.json`` is written with the rule's name as first key (no second write)."""
+    if not metrics_path or not str(metrics_path).endswith(".json"):
+        yield
+        return
+    original = files.write_json
+
+    def write_json(obj, path):
+        if str(path) == str(metrics_path) and isinstance(obj, dict):
+            obj = {"rule": rule, **{k: v for k, v in obj.items() if k != "rule"}}
+        return original(obj, path)
+
+    files.write_json = write_json
+    try:
+        yield
+    finally:
+        files.write_json = original
 
 
 def _name_rule(metrics_path, rule: str) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import random
 import sys
+import types
 
 import numpy as np
 import torch
@@ -19,9 +22,57 @@ def seed_everything(seed: int, threads: int | None = None) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True)
+    else:
+        # torch.use_deterministic_algorithms imports torch._inductor, and with it torch._dynamo, sympy and
+        # triton (about 2 s of a job's start-up), only to set inductor's `deterministic` flag; this variable
+        # sets that flag when inductor is imported later. Eager kernels read only the flag set below.
+        os.environ["TORCHINDUCTOR_DETERMINISTIC"] = "1"
+        torch._C._set_deterministic_algorithms(True)
     if threads:
         torch.set_num_threads(int(threads))
+
+
+@contextlib.contextmanager
+def without_dynamo_import():
+    """Eager training without importing ``torch._dynamo``.
+
+    ``torch.optim`` imports torch._dynamo (about 2 s of a job's start-up, with sympy and triton) in its
+    first ``add_param_group`` and in every ``step``, only to call ``disable`` (keep a function out of a
+    compiled graph) and ``graph_break``; outside ``torch.compile`` both do nothing. While the loop runs,
+    a stand-in module answers those names as no-ops; it is removed afterwards, with the ``disable`` results
+    torch cached on the functions, so a later ``import torch._dynamo`` loads the real module and behaves as
+    if the stand-in never was. When torch._dynamo is already imported (PT2E jobs) nothing is replaced.
+    """
+    if "torch._dynamo" in sys.modules:
+        yield
+        return
+    cached = []
+
+    def disable(fn=None, recursive=True, **_):
+        if fn is None:
+            return lambda f: disable(f, recursive)
+        cached.append(fn)
+        return fn
+
+    stand_in = types.ModuleType("torch._dynamo")
+    stand_in.__path__ = []
+    stand_in.disable = disable
+    stand_in.graph_break = lambda: None
+    stand_in.is_compiling = lambda: False
+    sys.modules["torch._dynamo"] = stand_in
+    torch._dynamo = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch._dynamo") is stand_in:
+            del sys.modules["torch._dynamo"]
+        if torch.__dict__.get("_dynamo") is stand_in:
+            delattr(torch, "_dynamo")
+        for fn in cached:
+            if getattr(fn, "__dynamo_disable", None) is fn:
+                del fn.__dynamo_disable
 
 
 def cross_entropy(model, x, y):
@@ -58,6 +109,11 @@ def fit(
         raise CompressflowError(f"lr={lr}", "use a positive learning rate")
     if epochs == 0:
         return []
+    with without_dynamo_import():
+        return _fit(model, train, epochs, lr, batch_size, seed, weight_decay, loss, desc, on_epoch_start, augment, workers, amp)
+
+
+def _fit(model, train, epochs, lr, batch_size, seed, weight_decay, loss, desc, on_epoch_start, augment, workers, amp):
     gen = torch.Generator().manual_seed(seed)
     n = len(train["y"])
     steps_per_epoch = math.ceil(n / batch_size)

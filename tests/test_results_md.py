@@ -63,7 +63,7 @@ def test_table_rows_come_from_summary_csv(tmp_path):
         "| resnet18 | dyn-int8 | pytorch | 0.975 [0.953, 0.987] | 42.71 | 15.8 | no significant change; compressed but not faster (speedup < 1.05x) |",
     ]
     assert f"CPU: {CPU} (ISA: {ISA})" in text
-    assert "Date: 2026-12-01. Command: `make run`." in text
+    assert f"Date: 2026-12-01. Command: `{results_md.COMMAND}`." in text
     assert "old generated text" not in text
 
 

@@ -192,3 +192,21 @@ def test_unknown_ignored_scope_is_one_line(deployed, tmp_path):
             data.load_split(d / "val.pt"),
             ignored_scope=["no_such_node"],
         )
+
+
+def test_openvino_compiles_and_quantizes_with_the_process_core(deployed, tmp_path, monkeypatch):
+    """One openvino.Core per process (a Core per call preceded the suite's SIGSEGV: docs/segfault.md)."""
+    import openvino as ov
+
+    d, _ = deployed
+    shared = ov_rt.core()
+
+    def second_core(*args, **kwargs):
+        raise AssertionError("a second openvino.Core was created")
+
+    monkeypatch.setattr(ov, "Core", second_core)
+    for hint in ("f32", "auto"):
+        ov_rt.precision_of(ov_rt.compile_model(d / "ov" / "model.xml", 1, hint))
+    calib = files.load_tensors(d / "calib.pt")
+    ov_rt.quantize(d / "ov" / "model.xml", tmp_path / "q" / "model.xml", calib, calib)
+    assert ov_rt.core() is shared

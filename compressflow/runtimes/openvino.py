@@ -7,6 +7,8 @@ each row records the precision it timed and both hints' latencies.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 from pathlib import Path
 
@@ -55,17 +57,45 @@ def save_ir(model, xml_path) -> None:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def compile_model(path, threads: int, precision: str = "auto"):
-    """Compile for CPU; ``precision`` 'f32' pins INFERENCE_PRECISION_HINT, 'auto' keeps the plugin's choice."""
+@functools.cache
+def core():
+    """The process's one ``openvino.Core``.
+
+    OpenVINO's maintainers advise one Core per application (openvinotoolkit/openvino#27366). A Core per call
+    left compiled models and infer requests alive after the Core that loaded their plugin was gone, and
+    creating a second Core segfaults with some OpenVINO builds (openvinotoolkit/openvino#35338; ultralytics
+    moved to one shared Core for the same crash, ultralytics/ultralytics#24224 and #25864). The test suite's
+    interpreter died with SIGSEGV right after tests/test_runtimes.py while each call made its own Core
+    (docs/segfault.md).
+    """
     import openvino as ov
 
-    core = ov.Core()
+    return ov.Core()
+
+
+@contextlib.contextmanager
+def _nncf_uses_the_process_core():
+    """NNCF makes an ``ov.Core()`` of its own for each model it compiles (nncf/openvino/engine.py, cpu_info.py):
+    while it quantizes, ``openvino.Core()`` hands out the process's Core instead."""
+    import openvino as ov
+
+    shared, original = core(), ov.Core
+    ov.Core = lambda *args, **kwargs: shared
+    try:
+        yield
+    finally:
+        ov.Core = original
+
+
+def compile_model(path, threads: int, precision: str = "auto"):
+    """Compile for CPU; ``precision`` 'f32' pins INFERENCE_PRECISION_HINT, 'auto' keeps the plugin's choice."""
+    shared = core()
     config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
     if precision == "f32":
         config["INFERENCE_PRECISION_HINT"] = "f32"
     elif precision != "auto":
         raise CompressflowError(f"openvino inference_precision '{precision}' is unknown", "use f32 or auto")
-    return core.compile_model(core.read_model(str(path)), "CPU", config)
+    return shared.compile_model(shared.read_model(str(path)), "CPU", config)
 
 
 def precision_of(compiled) -> str:
@@ -118,10 +148,8 @@ def quantize(
 ) -> dict:
     """NNCF post-training INT8 of the FP32 IR; with accuracy control, layers go back to FP32 until val top-1 is within max_drop."""
     import nncf
-    import openvino as ov
 
-    core = ov.Core()
-    model = core.read_model(str(xml_path))
+    model = core().read_model(str(xml_path))
     calib_ds = nncf.Dataset(_Stream(calib))
     scope = nncf.IgnoredScope(names=list(ignored_scope)) if ignored_scope else None
     kwargs = {
@@ -130,34 +158,35 @@ def quantize(
     }
     if scope is not None:
         kwargs["ignored_scope"] = scope
-    try:
-        if accuracy_control:
-            val_items = [(x.numpy(), y.numpy()) for x, y in data.batches(val, 1)]
+    with _nncf_uses_the_process_core():
+        try:
+            if accuracy_control:
+                val_items = [(x.numpy(), y.numpy()) for x, y in data.batches(val, 1)]
 
-            def validate(compiled, items) -> float:
-                request = compiled.create_infer_request()
-                hits = 0
-                for x, y in items:
-                    request.infer({0: x})
-                    hits += int(np.argmax(request.get_output_tensor(0).data, 1)[0] == y[0])
-                return hits / max(len(val_items), 1)
+                def validate(compiled, items) -> float:
+                    request = compiled.create_infer_request()
+                    hits = 0
+                    for x, y in items:
+                        request.infer({0: x})
+                        hits += int(np.argmax(request.get_output_tensor(0).data, 1)[0] == y[0])
+                    return hits / max(len(val_items), 1)
 
-            qmodel = nncf.quantize_with_accuracy_control(
-                model,
-                calib_ds,
-                nncf.Dataset(val_items, lambda item: item[0]),
-                validation_fn=validate,
-                max_drop=max_drop,
-                drop_type=nncf.DropType.ABSOLUTE,
-                **kwargs,
-            )
-        else:
-            qmodel = nncf.quantize(model, calib_ds, **kwargs)
-    except nncf.ValidationError as exc:
-        raise CompressflowError(
-            f"NNCF refused the OpenVINO INT8 settings ({' '.join(str(exc).split())[:200]})",
-            "fix deploy.openvino.int8 (ignored_scope names must exist in the IR)",
-        ) from exc
+                qmodel = nncf.quantize_with_accuracy_control(
+                    model,
+                    calib_ds,
+                    nncf.Dataset(val_items, lambda item: item[0]),
+                    validation_fn=validate,
+                    max_drop=max_drop,
+                    drop_type=nncf.DropType.ABSOLUTE,
+                    **kwargs,
+                )
+            else:
+                qmodel = nncf.quantize(model, calib_ds, **kwargs)
+        except nncf.ValidationError as exc:
+            raise CompressflowError(
+                f"NNCF refused the OpenVINO INT8 settings ({' '.join(str(exc).split())[:200]})",
+                "fix deploy.openvino.int8 (ignored_scope names must exist in the IR)",
+            ) from exc
     Path(dst_xml).parent.mkdir(parents=True, exist_ok=True)
     save_ir(qmodel, dst_xml)
     fq = sum(1 for op in qmodel.get_ops() if op.get_type_name() == "FakeQuantize")

@@ -1,0 +1,82 @@
+"""A --configfile is the whole config: run from the repository root, nothing of config/config.yaml (the tour) is merged in."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+from tests.conftest import REPO
+
+WORKFLOW = ("Snakefile", "rules", "scripts", "compressflow", "config", "envs", "report", "profiles")
+
+
+def _repo_copy(tmp_path):
+    """The workflow's files in a fresh folder, run from there as a user runs from the repository root."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in WORKFLOW:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, root / name)
+    return root
+
+
+def _plan(root, *configfiles):
+    """{rule: job count} of a dry run in ``root`` (its working directory) with these --configfile values."""
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--profile", "profiles/default"]
+    if configfiles:
+        cmd += ["--configfile", *map(str, configfiles)]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    stats = proc.stdout.split("Job stats:")[1].split("\n\n")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
+
+
+ONE_MODEL = {
+    "dataset": {"kind": "digits", "input_size": 16},
+    "models": {"resnet18": {"arch": "resnet18", "train": {"epochs": 1}}},
+    "variants": {
+        "fused": {"from": "fp32", "technique": "fuse"},
+        "dyn-int8": {"from": "fp32", "technique": "dynamic"},
+    },
+    "deploy": {"variants": [], "tensorrt": {"mode": "off"}},
+}
+
+
+def test_a_users_config_from_the_repository_root_is_the_whole_config(tmp_path):
+    root = _repo_copy(tmp_path)
+    mine = tmp_path / "my.yaml"
+    mine.write_text(yaml.safe_dump(ONE_MODEL))
+    jobs = _plan(root, mine)
+    # One model, fp32 + two variants: nothing of the tour's nine variants or its deployed rows.
+    assert jobs == {
+        "all": 1,
+        "prepare_data": 1,
+        "train_baseline": 1,
+        "fuse": 1,
+        "dynamic": 1,
+        "layer_error": 1,
+        "evaluate": 3,
+        "benchmark_artifact": 3,
+        "collect_benchmarks": 1,
+        "make_report": 1,
+        "record_environment": 1,
+    }, jobs
+
+
+def test_config_files_overlay_in_the_order_given_and_the_tour_only_without_one(tmp_path):
+    root = _repo_copy(tmp_path)
+    mine = tmp_path / "my.yaml"
+    mine.write_text(yaml.safe_dump(ONE_MODEL))
+    more = tmp_path / "more.yaml"
+    more.write_text(
+        yaml.safe_dump({"variants": {"prune-l1-50": {"from": "fp32", "technique": "prune_l1", "amount": 0.5, "finetune_epochs": 1}}})
+    )
+    jobs = _plan(root, mine, more)
+    assert jobs["prune_l1"] == 1 and jobs["fuse"] == 1 and jobs["evaluate"] == 4 and "prune_channels" not in jobs, jobs
+    tour = _plan(root)
+    assert tour["prune_channels"] == 1 and tour["distill"] == 1 and tour["evaluate"] == 10, tour
