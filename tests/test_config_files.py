@@ -80,3 +80,26 @@ def test_config_files_overlay_in_the_order_given_and_the_tour_only_without_one(t
     assert jobs["prune_l1"] == 1 and jobs["fuse"] == 1 and jobs["evaluate"] == 4 and "prune_channels" not in jobs, jobs
     tour = _plan(root)
     assert tour["prune_channels"] == 1 and tour["distill"] == 1 and tour["evaluate"] == 10, tour
+    from compressflow import hostcheck
+
+    if hostcheck.tensorrt_skip_reason():  # TensorRT rows are written as skipped, without a job
+        assert not any(rule.startswith("build_trt") or rule == "evaluate_tensorrt" for rule in tour), tour
+
+
+def test_the_tour_has_every_technique_family_and_runtime():
+    """config/config.yaml (what `make run` builds): each technique family of the seeds and each runtime at least once."""
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    techniques = {v["technique"] for v in cfg["variants"].values()}
+    assert {"fuse", "dynamic", "ptq", "qat", "mixed", "prune_l1", "prune_channels", "distill"} <= techniques, techniques
+    assert any(v.get("bias_correction") for v in cfg["variants"].values() if v["technique"] == "ptq")
+    chained = [
+        v
+        for v in cfg["variants"].values()
+        if v["technique"] == "ptq" and cfg["variants"].get(v["from"], {}).get("technique") == "prune_channels"
+    ]
+    assert chained, "no prune -> INT8 chain"
+    deploy = cfg["deploy"]
+    assert deploy["variants"] and deploy["onnxruntime"]["enabled"] and deploy["onnxruntime"]["int8"]["enabled"]
+    assert deploy["openvino"]["enabled"] and deploy["openvino"]["int8"]["enabled"]
+    assert deploy["pytorch"]["compile"] or deploy["pytorch"]["aoti"], "no PyTorch 2 row"
+    assert deploy["tensorrt"]["mode"] == "auto"  # written as skipped, without a job, where there is no GPU

@@ -212,3 +212,34 @@ def test_a_real_bug_still_fails_loudly(tmp_path):
     with pytest.raises(ValueError, match="a bug"):
         smk.run(_Smk("fuse", {}, {"model": str(tmp_path / "model.pt")}, {}), step)
     assert not (tmp_path / "model.pt").exists()
+
+
+TRAINING_WITHOUT_DYNAMO = """
+import hashlib, sys, torch
+from compressflow import models, train
+if sys.argv[1] == "real":
+    import torch._dynamo
+train.seed_everything(0, 1)
+model = models.build("resnet18", 3)
+split = {"x": torch.randn(40, 3, 16, 16), "y": torch.arange(40) % 3}
+train.fit(model, split, epochs=1, lr=0.05, batch_size=16, seed=0)
+if sys.argv[1] == "stand-in":
+    assert "torch._dynamo" not in sys.modules and "torch._inductor" not in sys.modules, "training imported torch._dynamo"
+    import torch._dynamo
+    assert callable(torch._dynamo.reset), "a later import gets the real module"
+print(hashlib.sha256(b"".join(v.numpy().tobytes() for v in model.state_dict().values())).hexdigest())
+"""
+
+
+def test_training_skips_the_dynamo_import_with_the_same_bytes():
+    """torch.optim and torch.use_deterministic_algorithms import torch._dynamo (~2 s per training job); training
+    without it gives the same weights as with it."""
+    import subprocess
+    import sys
+
+    digests = []
+    for mode in ("stand-in", "real"):
+        out = subprocess.run([sys.executable, "-c", TRAINING_WITHOUT_DYNAMO, mode], capture_output=True, text=True, cwd=REPO)
+        assert out.returncode == 0, out.stderr[-2000:]
+        digests.append(out.stdout.split()[-1])
+    assert digests[0] == digests[1]

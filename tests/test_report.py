@@ -159,3 +159,35 @@ def test_make_report_step_writes_every_output(tmp_path):
 def _plot(fn, tables, path):
     fn(tables, path)
     return path
+
+
+def test_speedup_vs_fp32_multiplies_the_paired_speedups_along_the_chain():
+    """fp32 -> prune (2x, timed against fp32) -> its OpenVINO row (3x, timed against prune): 6x with an interval
+    that covers 6; a row whose chain has an unpaired link falls back to the plain ratio and says so (0 links)."""
+    import numpy as np
+    import pandas as pd
+
+    from compressflow import report
+
+    rng = np.random.default_rng(0)
+    calls = {k: list(v * (1 + 0.01 * rng.standard_normal(20))) for k, v in {"fp32": 30.0, "prune": 15.0, "ov": 5.0}.items()}
+    df = pd.DataFrame(
+        {
+            "model": ["m"] * 4,
+            "variant": ["fp32", "prune", "prune", "other"],
+            "runtime": ["pytorch", "pytorch", "openvino", "tensorrt-fp16"],
+            "parent": [None, "fp32", "prune", "other [pytorch-cuda]"],
+            "latency_ms_p50": [30.0, 15.0, 5.0, 10.0],
+            "speedup_vs_parent": [np.nan, 2.0, 3.0, np.nan],
+        }
+    )
+    own = [calls["fp32"], calls["prune"], calls["ov"], None]
+    parents = [None, calls["fp32"], [c * 1.0 for c in calls["prune"]], None]
+    report.add_chain_speedups(df, own, parents, 0.95, 500, 0)
+    assert df.speedup_vs_fp32.tolist()[:3] == [1.0, 2.0, 6.0]
+    assert df.speedup_vs_fp32_links.tolist() == [0, 1, 2, 0]
+    assert df.speedup_vs_fp32_lo[2] < 6.0 < df.speedup_vs_fp32_hi[2] and df.speedup_vs_fp32_hi[2] < 7.0
+    assert df.speedup_vs_fp32[3] == 3.0 and np.isnan(df.speedup_vs_fp32_lo[3])  # unpaired: 30 / 10, no interval
+    again = df.copy()
+    report.add_chain_speedups(again, own, parents, 0.95, 500, 0)
+    assert again.speedup_vs_fp32_lo.equals(df.speedup_vs_fp32_lo)  # seeded
