@@ -25,12 +25,16 @@ def _repo_copy(tmp_path):
     return root
 
 
-def _plan(root, *configfiles):
-    """{rule: job count} of a dry run in ``root`` (its working directory) with these --configfile values."""
+def _dry_run(root, *configfiles):
     cmd = [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--profile", "profiles/default"]
     if configfiles:
         cmd += ["--configfile", *map(str, configfiles)]
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+
+
+def _plan(root, *configfiles):
+    """{rule: job count} of a dry run in ``root`` (its working directory) with these --configfile values."""
+    proc = _dry_run(root, *configfiles)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     stats = proc.stdout.split("Job stats:")[1].split("\n\n")[0]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
@@ -38,7 +42,7 @@ def _plan(root, *configfiles):
 
 ONE_MODEL = {
     "dataset": {"kind": "digits", "input_size": 16},
-    "models": {"resnet18": {"arch": "resnet18", "train": {"epochs": 1}}},
+    "models": {"resnet18": {"arch": "resnet18", "train": {"epochs": 1, "lr": 0.05, "batch_size": 64}}},
     "variants": {
         "fused": {"from": "fp32", "technique": "fuse"},
         "dyn-int8": {"from": "fp32", "technique": "dynamic"},
@@ -103,3 +107,13 @@ def test_the_tour_has_every_technique_family_and_runtime():
     assert deploy["openvino"]["enabled"] and deploy["openvino"]["int8"]["enabled"]
     assert deploy["pytorch"]["compile"] or deploy["pytorch"]["aoti"], "no PyTorch 2 row"
     assert deploy["tensorrt"]["mode"] == "auto"  # written as skipped, without a job, where there is no GPU
+
+
+def test_yaml_syntax_error_in_the_tour_names_file_and_line(tmp_path):
+    """config/config.yaml is read by the workflow (a --configfile is parsed by Snakemake itself, before the workflow)."""
+    root = _repo_copy(tmp_path)
+    (root / "config" / "config.yaml").write_text("seed: 0\ndataset:\n  kind: digits\n   input_size: 16\n")
+    proc = _dry_run(root)
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("compressflow")]
+    assert proc.returncode != 0 and len(lines) == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "config/config.yaml' line 4" in lines[0] and "is not valid YAML" in lines[0] and "fix:" in lines[0], lines[0]

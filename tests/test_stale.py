@@ -106,12 +106,6 @@ def test_duplicate_key_names_key_and_line(tiny_run, tmp_path):
     assert "(first on line" in line
 
 
-def test_yaml_syntax_error_in_a_config_file_names_file_and_line(tiny_run, tmp_path):
-    bad = tmp_path / "broken.yaml"
-    bad.write_text("seed: 0\ndataset:\n  kind: digits\n   input_size: 16\n")
-    _fails_with_one_line(tiny_run, "--cores", "1", config=bad, needles=["broken.yaml' line 4", "is not valid YAML"])
-
-
 def _images(root, n=10, value=0):
     from PIL import Image
 
