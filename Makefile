@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(SNAKEMAKE) --profile profiles/default --cores all
 
 # One pytest process. It used to be three, around a SIGSEGV after tests/test_runtimes.py; the cause (an
-# openvino.Core per call, upstream openvinotoolkit/openvino#35338) is fixed in runtimes/openvino.core
+# openvino.Core per call, most likely: upstream openvinotoolkit/openvino#35338) is fixed in runtimes/openvino.core
 # (docs/segfault.md). pytest's faulthandler prints the Python traceback of any crash.
 test: $(STAMP)
 	$(PY) -m pytest -q --durations=15

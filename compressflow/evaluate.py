@@ -23,8 +23,10 @@ def predict(model: torch.nn.Module, split: dict, batch_size: int = 256) -> torch
     return torch.cat([model(x.to(dev)).float().cpu() for x, _ in data.batches(split, batch_size)])
 
 
-def topk(logits: torch.Tensor, y: torch.Tensor, k: int) -> float:
-    k = min(k, logits.shape[1])
+def topk(logits: torch.Tensor, y: torch.Tensor, k: int) -> float | None:
+    """Top-k accuracy; None when k >= the number of classes (it would be 1.0 whatever the model does)."""
+    if k >= logits.shape[1]:
+        return None
     return (logits.topk(k, dim=1).indices == y[:, None]).any(dim=1).float().mean().item()
 
 

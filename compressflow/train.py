@@ -75,6 +75,10 @@ def without_dynamo_import():
                 del fn.__dynamo_disable
 
 
+#: Fewer optimizer steps than this train at a constant lr: OneCycleLR's 20 % warm-up needs at least two steps.
+ONE_CYCLE_MIN_STEPS = 10
+
+
 def cross_entropy(model, x, y):
     return nn.functional.cross_entropy(model(x), y)
 
@@ -117,9 +121,18 @@ def _fit(model, train, epochs, lr, batch_size, seed, weight_decay, loss, desc, o
     gen = torch.Generator().manual_seed(seed)
     n = len(train["y"])
     steps_per_epoch = math.ceil(n / batch_size)
+    if n % batch_size == 1 and steps_per_epoch > 1:
+        # A last batch of one image breaks BatchNorm in training mode: that image sits out this epoch (the order
+        # is reshuffled every epoch, so another one sits out the next). Every other split size trains on all.
+        steps_per_epoch -= 1
+    seen = min(n, steps_per_epoch * batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.2)
+    total_steps = epochs * steps_per_epoch
+    if total_steps >= ONE_CYCLE_MIN_STEPS:
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps, pct_start=0.2)
+    else:  # OneCycleLR's warm-up would be shorter than a step (with 5 steps it divides by zero): a constant lr
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     dev = device.of(model)
     note = device.amp_note(amp, dev)
     if note:
@@ -152,7 +165,7 @@ def _fit(model, train, epochs, lr, batch_size, seed, weight_decay, loss, desc, o
                 scaler.update()
             sched.step()
             total += value.item() * len(y)
-        history.append({"epoch": epoch + 1, "loss": total / n})
-        print(f"{desc}: epoch {epoch + 1}/{epochs} loss {total / n:.4f}", file=sys.stderr)
+        history.append({"epoch": epoch + 1, "loss": total / seen})
+        print(f"{desc}: epoch {epoch + 1}/{epochs} loss {total / seen:.4f}", file=sys.stderr)
     model.eval()
     return history

@@ -130,3 +130,31 @@ def write_config(path, sep=".", **changes):
         node[leaf] = value
     Path(path).write_text(yaml.safe_dump(cfg))
     return Path(path)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """tests/test_slurm.py's SLURM run spends ~100 s waiting on sbatch polls: start it now, in the background,
+    and run its tests last, so that wait overlaps the rest of the suite in this one pytest process."""
+    slurm = [it for it in items if it.nodeid.startswith("tests/test_slurm.py") and "slurm_run" in getattr(it, "fixturenames", ())]
+    if not slurm:
+        return
+    items[:] = [it for it in items if it not in slurm] + slurm
+    from tests import test_slurm
+
+    if test_slurm._slurm_down_reason() is None and not test_slurm.BACKGROUND:
+        workdir = Path(config._tmp_path_factory.mktemp("slurm"))
+        proc, prefix = test_slurm.start(workdir)
+        test_slurm.BACKGROUND.update(workdir=workdir, proc=proc, prefix=prefix)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A background SLURM run still going (the session stopped early) is stopped with its jobs."""
+    from tests import test_slurm
+
+    proc = test_slurm.BACKGROUND.get("proc")
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        jobs = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout.splitlines()
+        ids = [line.split()[0] for line in jobs if test_slurm.BACKGROUND["prefix"] in line]
+        if ids:
+            subprocess.run(["scancel", *ids])

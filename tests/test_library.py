@@ -198,7 +198,7 @@ def test_metrics_helpers():
     y = torch.tensor([0, 2, 1])
     assert evaluate.topk(logits, y, 1) == pytest.approx(1 / 3)
     assert evaluate.topk(logits, y, 2) == pytest.approx(2 / 3)
-    assert evaluate.topk(logits, y, 5) == 1.0
+    assert evaluate.topk(logits, y, 5) is None  # k >= classes: says nothing
     agree = evaluate.agreement(logits, logits + 0.5)
     assert agree["top1_agreement_vs_parent"] == 1.0 and agree["max_abs_diff_vs_parent"] == pytest.approx(0.5)
     lat = measure.latency(lambda t: t * 2, torch.ones(1, 3), warmup=1, iters=5)
@@ -242,6 +242,8 @@ def _config():
         (lambda c: c["variants"].update(fp32={"from": "fused", "technique": "fuse"}), "reserved"),
         (lambda c: c["variants"].update(a={"from": "b", "technique": "fuse"}, b={"from": "a", "technique": "fuse"}), "loops"),
         (lambda c: c["variants"]["fused"].update(tolerance=5), "variants.fused.tolerance"),
+        # scikit-learn's split refuses seeds >= 2**32 inside prepare_data, after Snakemake deleted the old splits
+        (lambda c: c.update(seed=1099511627776), "config key 'seed': value 1099511627776 out of range"),
     ],
 )
 def test_config_errors_are_one_line(mutate, needle):
@@ -273,3 +275,32 @@ def test_report_flags_not_faster(tmp_path):
     assert "not faster" in df.loc["slow", "note"]
     assert df.loc["slow", "top1_drop_vs_fp32"] == pytest.approx(0.1)
     assert list(df.index)[0] == "fp32"
+
+
+@pytest.mark.parametrize(
+    "n, batch_size, epochs",
+    [
+        (1078, 256, 1),  # 5 optimizer steps: OneCycleLR's warm-up had no step and divided by zero
+        (7, 3, 2),  # a last batch of one image: BatchNorm refuses it in training mode
+        (1, 4, 1),  # one image, one step
+    ],
+)
+def test_training_works_for_any_step_count_and_batch_remainder(n, batch_size, epochs):
+    import math
+
+    torch.manual_seed(0)
+    model = tiny_model(3)
+    split = {"x": torch.randn(n, 3, 8, 8), "y": torch.arange(n) % 3}
+    if n == 1:
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3))  # one image cannot train BatchNorm
+    history = train.fit(model, split, epochs=epochs, lr=0.05, batch_size=batch_size, seed=0)
+    assert len(history) == epochs and all(math.isfinite(h["loss"]) for h in history)
+
+
+def test_top5_is_left_empty_when_there_are_no_more_than_five_classes():
+    """Top-k with k >= the number of classes is 1.0 whatever the model does: not reported."""
+    y = torch.tensor([0, 1, 0, 1])
+    assert evaluate.topk(torch.randn(4, 2), y, 5) is None
+    assert evaluate.topk(torch.randn(4, 5), y, 5) is None
+    logits = torch.eye(6)[[0, 1, 0, 1]]
+    assert evaluate.topk(logits, y, 5) == 1.0 and evaluate.topk(logits, y, 1) == 1.0
