@@ -2,6 +2,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -144,7 +145,9 @@ def pytest_collection_modifyitems(session, config, items):
     if test_slurm._slurm_down_reason() is None and not test_slurm.BACKGROUND:
         workdir = Path(config._tmp_path_factory.mktemp("slurm"))
         proc, prefix = test_slurm.start(workdir)
-        test_slurm.BACKGROUND.update(workdir=workdir, proc=proc, prefix=prefix)
+        watcher = threading.Thread(target=test_slurm.watch, args=(proc, test_slurm.BACKGROUND), daemon=True)
+        test_slurm.BACKGROUND.update(workdir=workdir, proc=proc, prefix=prefix, watcher=watcher)
+        watcher.start()
 
 
 def pytest_sessionfinish(session, exitstatus):

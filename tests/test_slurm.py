@@ -86,7 +86,21 @@ def start(workdir: Path) -> tuple[subprocess.Popen, str]:
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True, env=env), prefix
 
 
-BACKGROUND = {}  # filled by tests/conftest.py: {"workdir", "proc", "prefix"}
+BACKGROUND = {}  # filled by tests/conftest.py: {"workdir", "proc", "prefix", "watcher"}
+
+
+def scheduler_state() -> dict:
+    """What slurmctld knows of its jobs right now. Read as soon as the run ends: it forgets finished jobs
+    after MinJobAge (600 s here), and the background run ends long before its tests run."""
+    squeue = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%T|%j"], capture_output=True, text=True, check=True)
+    scontrol = subprocess.run(["scontrol", "show", "job"], capture_output=True, text=True, check=True)
+    return {"squeue": squeue.stdout, "scontrol": scontrol.stdout}
+
+
+def watch(proc: subprocess.Popen, into: dict) -> None:
+    """Wait for the run, then record the scheduler's state into ``into["state"]`` (a thread of conftest's)."""
+    proc.wait()
+    into["state"] = scheduler_state()
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +115,8 @@ def slurm_run(tmp_path_factory):
         proc, prefix = start(workdir)
     try:
         proc.wait(timeout=900)
+        if BACKGROUND:
+            BACKGROUND["watcher"].join(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
         jobs = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True).stdout.split("\n")
@@ -110,11 +126,11 @@ def slurm_run(tmp_path_factory):
         raise
     log = (workdir / "snakemake.out").read_text()
     assert proc.returncode == 0, log[-6000:]
-    return workdir, log, prefix
+    return workdir, log, prefix, BACKGROUND.get("state") or scheduler_state()
 
 
 def test_workflow_finishes_with_artifacts(slurm_run):
-    workdir, log, _ = slurm_run
+    workdir, log, _, _ = slurm_run
     assert f"{sum(RULE_JOBS.values()) + 1} of {sum(RULE_JOBS.values()) + 1} steps (100%) done" in log
     for variant in ("fp32", "fused"):
         for name in ("model.pt", "metrics.json", "provenance.json"):
@@ -124,18 +140,17 @@ def test_workflow_finishes_with_artifacts(slurm_run):
 
 
 def test_every_job_went_through_sbatch(slurm_run):
-    workdir, log, prefix = slurm_run
+    workdir, log, prefix, scheduler = slurm_run
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)", log)
     assert len(submitted) == sum(RULE_JOBS.values()), log[-3000:]
     for rule, n in RULE_JOBS.items():
         assert len(list((workdir / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob("*.log"))) == n, rule
     # slurmctld still knows the finished jobs (MinJobAge): each one ran under this run's name and completed.
-    out = subprocess.run(["squeue", "--states=all", "-h", "-o", "%i|%T|%j"], capture_output=True, text=True, check=True)
-    state = {i: (s, name) for i, s, name in (line.split("|") for line in out.stdout.split())}
+    state = {i: (s, name) for i, s, name in (line.split("|") for line in scheduler["squeue"].split())}
     for jobid, slurm_log in submitted:
         assert state[jobid][0] == "COMPLETED" and state[jobid][1].startswith(prefix), (jobid, state.get(jobid))
         assert Path(slurm_log).is_file(), slurm_log
     # The profile's set-threads/set-resources reached sbatch.
     train = next(j for j, path in submitted if "/rule_train_baseline/" in path)
-    job = subprocess.run(["scontrol", "show", "job", train], capture_output=True, text=True, check=True).stdout
+    job = next(block for block in scheduler["scontrol"].split("\n\n") if f"JobId={train} " in block)
     assert "NumCPUs=2 " in job and "MinMemoryNode=4000M" in job and "TimeLimit=02:00:00" in job, job
