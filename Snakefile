@@ -7,7 +7,7 @@ min_version("9.0")
 # A --configfile is the whole config (several overlay in the order given; the schema fills in the rest);
 # config/config.yaml, the tour, is read only when none is given. Snakemake's own `configfile:` would merge
 # a user's file into the tour and build the tour's variants too.
-import os, sys
+import os, sys, time
 
 sys.path.insert(0, workflow.basedir)
 from compressflow.config import read_config_files
@@ -53,6 +53,7 @@ onstart:
     # Before any job runs (and Snakemake deletes outputs it will rebuild): no artifact may have
     # changed since its provenance was written, unless the user forces the rule that makes it.
     if workflow.is_main_process:
+        RUN_STARTED.append(time.time())
         check_device_here()
         _corrupt = verify.changed_artifacts(
             "results",
@@ -68,6 +69,13 @@ onstart:
         )
         if _corrupt is not None:
             sys.exit(f"compressflow error: {_corrupt}")
+
+
+onerror:
+    # Jobs failed (the profiles keep going, so everything independent of them finished): the report of
+    # what was built, with the failed rows marked, then one line per failure as the run's last lines.
+    if workflow.is_main_process and RUN_STARTED:
+        report_failures(log)
 
 
 rule all:

@@ -85,6 +85,8 @@ def exclusive_latency(benchmark_path) -> dict:
     so they agree with benchmark.csv's batch-1 row.
     """
     rec = files.read_json(benchmark_path)
+    if rec.get("status") == "unsupported":  # an unsupported variant's marker: its row's note already says why
+        return {}
     one = [b for b in rec["batches"] if b["batch"] == 1]
     if not one:
         raise ValueError(f"{benchmark_path} has no batch-1 timing: rerun benchmark_artifact")
@@ -117,11 +119,16 @@ def summarize(
     for e in entries:
         if e.get("skipped"):
             m = {"runtime": e["runtime"], "skipped": e["skipped"], "note": f"skipped: {e['skipped']}"}
+        elif e.get("failed"):
+            m = {"runtime": e.get("runtime", layout.PYTORCH), "note": e["failed"]}
         else:
             m = files.read_json(e["metrics_path"])
-        if e.get("benchmark_path"):
+        if e.get("benchmark_path") and not e.get("failed"):
             m = {k: v for k, v in m.items() if k not in (*LATENCY_COLUMNS, "latency_ms_calls", "parent_latency_ms_calls")}
-            m.update(exclusive_latency(e["benchmark_path"]))
+            if e.get("latency_failed"):  # its benchmark_artifact job failed: no latency, and the row says why
+                m["note"] = "; ".join(n for n in (m.get("note"), f"latency {e['latency_failed']}") if n)
+            else:
+                m.update(exclusive_latency(e["benchmark_path"]))
         row = {k: m.get(k) for k in COLUMNS if k in m}
         row.update(model=e["model"], variant=e["variant"], parent=e["parent"], technique=e["technique"])
         row.update(seed=e.get("seed"), repeat_of=e.get("repeat_of"))

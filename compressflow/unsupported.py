@@ -86,3 +86,107 @@ def write_markers(outputs: dict, reason: str, fix: str, source: str | None = Non
             else:
                 with files.atomic_path(path) as tmp:
                     tmp.write_bytes(MARKER + json.dumps(rec, sort_keys=True).encode() + b"\n")
+
+
+# Rules that apply no technique or runtime to a model: any exception there is a failure, never "unsupported".
+NOT_A_TECHNIQUE = frozenset({"prepare_data", "train_baseline", "make_report", "collect_benchmarks", "record_environment"})
+_OURS = tuple(str(Path(__file__).resolve().parent.parent / d) + "/" for d in ("compressflow", "scripts", "tests", "benchmarks"))
+
+
+def _stdlib_dirs() -> tuple[str, ...]:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return tuple({str(Path(paths[k]).resolve()) + "/" for k in ("stdlib", "platstdlib")})
+
+
+def _package_of(filename: str) -> str | None:
+    """The distribution-level package of a file under site-packages/dist-packages, e.g. ``torch_pruning``."""
+    parts = Path(filename).parts
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts:
+            rest = parts[parts.index(marker) + 1 :]
+            return rest[0].removesuffix(".py") if rest else None
+    return None
+
+
+def from_exception(exc: BaseException, rule: str, wildcards: dict, log=None) -> Unsupported | None:
+    """An exception raised inside the library a technique or runtime calls, or inside the model's own forward,
+    while this rule applied it: the technique cannot handle this model, a limitation, not our bug.
+
+    The innermost frame outside the standard library decides: a library (site-packages) or a module's
+    ``forward`` outside compressflow means *unsupported*; compressflow's own code means a bug (None).
+    The layer is the innermost ``nn.Module`` seen in the failing frames, named within the outermost one.
+    """
+    if rule in NOT_A_TECHNIQUE or not isinstance(exc, Exception):
+        return None
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    stdlib = _stdlib_dirs()
+    culprit = None
+    for frame in reversed(frames):
+        name = str(Path(frame.f_code.co_filename).resolve())
+        if name.startswith(stdlib) and "-packages/" not in name:
+            continue
+        culprit = frame
+        break
+    if culprit is None:
+        return None
+    filename = str(Path(culprit.f_code.co_filename).resolve())
+    package = _package_of(filename)
+    model_code = package is None and not filename.startswith(_OURS) and _is_module(culprit.f_locals.get("self"))
+    if package is None and not model_code:
+        return None
+    where = package or f"the model's own code ({Path(filename).name}: {culprit.f_code.co_name})"
+    layer = _layer(frames)
+    version = _version(package) if package else ""
+    model, variant = wildcards.get("model", "?"), wildcards.get("variant", "?")
+    fix = (
+        f"leave model '{model}' out of variant '{variant}' (give the variant a models: list without it), "
+        f"or report it upstream to {package}{' ' + version if version else ''}; the full traceback is in {log or 'the job log'}"
+        if package
+        else f"leave model '{model}' out of variant '{variant}' (give the variant a models: list without it), "
+        f"or make the model's forward work after {rule}; the full traceback is in {log or 'the job log'}"
+    )
+    why = f"{where} raised {type(exc).__name__}: {first_line(exc)}"
+    return Unsupported(rule, layer, why, fix)
+
+
+def _is_module(obj) -> bool:
+    try:
+        import torch
+
+        return isinstance(obj, torch.nn.Module)
+    except ImportError:
+        return False
+
+
+def _layer(frames) -> str:
+    """``'name' (Type)`` of the innermost module among the frames' locals, or ``the model`` when none is seen."""
+    modules = []
+    for frame in frames:
+        for value in list(frame.f_locals.values()):
+            if _is_module(value) and all(value is not m for m in modules):
+                modules.append(value)
+    if not modules:
+        return "the model"
+    inner = modules[-1]
+    for outer in modules[:-1]:
+        for name, sub in outer.named_modules():
+            if sub is inner:
+                return f"'{name}' ({type(inner).__name__})" if name else type(inner).__name__
+    return type(inner).__name__
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    for name in (package, package.replace("_", "-")):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return ""

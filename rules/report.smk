@@ -1,5 +1,6 @@
-rule make_report:
-    input:
+def report_inputs():
+    """make_report's inputs; also what ``onerror`` reports from when a job failed."""
+    return dict(
         metrics=[f"results/{m}/{v}/metrics.json" for m, v in built_variants()]
         + [e["metrics_path"] for e in deploy_entries() if not e.get("skipped")],
         sensitivity=[
@@ -9,41 +10,11 @@ rule make_report:
             f"results/{m}/{v}/layer_error.csv" for m, v in layer_error_tables()
         ],
         benchmarks=[e["json"] for e in benchmark_entries()],
-    output:
-        csv=report(
-            "results/report/summary.csv",
-            caption="../report/summary.rst",
-            category="Summary",
-        ),
-        md="results/report/summary.md",
-        tex=report(
-            "results/report/table.tex",
-            caption="../report/table.rst",
-            category="Summary",
-        ),
-        pareto_png=report(
-            "results/report/pareto.png",
-            caption="../report/pareto.rst",
-            category="Figures",
-        ),
-        pareto_pdf="results/report/pareto.pdf",
-        sensitivity_png=report(
-            "results/report/sensitivity.png",
-            caption="../report/sensitivity.rst",
-            category="Figures",
-        ),
-        layer_error_png=report(
-            "results/report/layer_error.png",
-            caption="../report/layer_error.rst",
-            category="Figures",
-        ),
-    log:
-        "logs/report/make_report.log",
-    benchmark:
-        "results/benchmarks/make_report.tsv"
-    conda:
-        "../envs/report.yaml"
-    params:
+    )
+
+
+def report_params():
+    return dict(
         entries=[
             {
                 "model": m,
@@ -87,5 +58,82 @@ rule make_report:
         max_accuracy_drop=config["report"]["max_accuracy_drop"],
         stats={k: v for k, v in config["report"].items() if k != "max_accuracy_drop"},
         seed=config["seed"],
+    )
+
+
+rule make_report:
+    input:
+        **report_inputs(),
+    output:
+        csv=report(
+            "results/report/summary.csv",
+            caption="../report/summary.rst",
+            category="Summary",
+        ),
+        md="results/report/summary.md",
+        tex=report(
+            "results/report/table.tex",
+            caption="../report/table.rst",
+            category="Summary",
+        ),
+        pareto_png=report(
+            "results/report/pareto.png",
+            caption="../report/pareto.rst",
+            category="Figures",
+        ),
+        pareto_pdf="results/report/pareto.pdf",
+        sensitivity_png=report(
+            "results/report/sensitivity.png",
+            caption="../report/sensitivity.rst",
+            category="Figures",
+        ),
+        layer_error_png=report(
+            "results/report/layer_error.png",
+            caption="../report/layer_error.rst",
+            category="Figures",
+        ),
+    log:
+        "logs/report/make_report.log",
+    benchmark:
+        "results/benchmarks/make_report.tsv"
+    conda:
+        "../envs/report.yaml"
+    params:
+        **report_params(),
     script:
         "../scripts/make_report.py"
+
+
+RUN_STARTED = (
+    []
+)  # onstart's time: the failure records written at or after it are this run's
+
+
+def report_failures(snakemake_log):
+    """``onerror``: the report from what was built (failed rows marked), then one line per failed job."""
+    from compressflow import failures
+    from compressflow.steps.make_report import make_partial_report
+
+    records = failures.since(RUN_STARTED[0])
+    text = ""
+    for path in (
+        snakemake_log if isinstance(snakemake_log, (list, tuple)) else [snakemake_log]
+    ):
+        try:
+            text += Path(path).read_text(errors="replace") if path else ""
+        except OSError:
+            pass
+    lines = failures.summary_lines(records, text)
+    outputs = dict(rules.make_report.output.items())
+    try:
+        marked = make_partial_report(report_inputs(), outputs, report_params(), records)
+        said = (
+            f"compressflow: {outputs['md']} was written from what was built; "
+            f"{len(marked)} row(s) say failed or not built"
+        )
+    except Exception as exc:
+        said = f"compressflow: no report could be written from what was built ({type(exc).__name__}: {exc})"
+    print(said, file=sys.stderr)
+    print(f"compressflow: {len(lines)} job(s) failed:", file=sys.stderr)
+    for line in lines:
+        print(f"  {line}", file=sys.stderr)

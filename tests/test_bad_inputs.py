@@ -21,8 +21,12 @@ def built(tiny_run, tmp_path_factory):
     return dst
 
 
-def _state(workdir):
-    return {str(p): provenance.sha256(p) for p in sorted((workdir / "results").rglob("*")) if p.is_file()}
+def _state(workdir, report=True):
+    """sha256 of every file under results/ (without results/report/, rewritten from what was built when a job fails)."""
+    skip = workdir / "results" / "report"
+    return {
+        str(p): provenance.sha256(p) for p in sorted((workdir / "results").rglob("*")) if p.is_file() and (report or skip not in p.parents)
+    }
 
 
 def _config(tmp_path, mutate):
@@ -34,7 +38,8 @@ def _config(tmp_path, mutate):
 
 
 def _expect_one_line(workdir, config, *needles, marker="compressflow config error"):
-    before = _state(workdir)
+    job = marker != "compressflow config error"  # a job failed: the report is rewritten with its row marked
+    before = _state(workdir, report=not job)
     out = snakemake(workdir, "--cores", "1", config=config, check=False)
     text = out.stdout + out.stderr
     assert out.returncode != 0, text[-2000:]
@@ -42,7 +47,10 @@ def _expect_one_line(workdir, config, *needles, marker="compressflow config erro
     assert len(lines) >= 1, text[-3000:]
     assert all(n in lines[0] for n in needles), lines[0]
     assert "fix:" in lines[0] and "\x1b" not in lines[0]
-    assert _state(workdir) == before
+    assert _state(workdir, report=not job) == before
+    if job:
+        assert "WARNING: a partial report" in (workdir / "results" / "report" / "summary.md").read_text()
+        assert [line for line in text.splitlines() if line.startswith("  FAILED rule")], text[-2000:]
     return lines[0]
 
 
@@ -260,13 +268,13 @@ def test_tensorrt_forced_on_without_gpu_fails_fast(built, tmp_path):
 
     if _torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
-    before = {k: v for k, v in _state(built).items() if "/tensorrt-" not in k}
+    before = {k: v for k, v in _state(built, report=False).items() if "/tensorrt-" not in k}
     out = snakemake(built, "--cores", "1", config=_config(tmp_path, _set("deploy.tensorrt", {"mode": "on"})), check=False)
     text = out.stdout + out.stderr
     assert out.returncode != 0
     lines = [line for line in text.splitlines() if "compressflow error in rule build_trt" in line]
     assert lines and "deploy.tensorrt.mode is 'on' but" in lines[0] and "fix:" in lines[0], text[-2000:]
-    assert before == {k: v for k, v in _state(built).items() if "/tensorrt-" not in k}
+    assert before == {k: v for k, v in _state(built, report=False).items() if "/tensorrt-" not in k}
 
 
 @pytest.mark.parametrize("case", list(CASES))

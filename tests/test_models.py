@@ -2,6 +2,7 @@
 
 import json
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -205,13 +206,67 @@ def test_unsupported_step_writes_markers_and_they_propagate(tmp_path, capsys):
     assert unsupported.marker_of(down["onnx"])["reason"] == rec["reason"]
 
 
-def test_a_real_bug_still_fails_loudly(tmp_path):
+def test_a_real_bug_fails_its_job_with_one_line_and_a_failure_record(tmp_path, monkeypatch, capsys):
+    """Raised by compressflow's own code (here: this test's step): a bug, not "unsupported"; the run's end lists it."""
+    from compressflow import failures
+
+    monkeypatch.chdir(tmp_path)
+
     def step(inputs, outputs, params, threads):
         raise ValueError("a bug")
 
-    with pytest.raises(ValueError, match="a bug"):
-        smk.run(_Smk("fuse", {}, {"model": str(tmp_path / "model.pt")}, {}), step)
+    with pytest.raises(SystemExit) as exited:
+        smk.run(_Smk("fuse", {}, {"model": str(tmp_path / "model.pt")}, {"model": "m", "variant": "v"}), step)
+    assert exited.value.code == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("compressflow: rule fuse (model=m, variant=v) failed: ValueError: a bug; a bug, please report it"), line
     assert not (tmp_path / "model.pt").exists()
+    (rec,) = failures.since(0)
+    assert rec["rule"] == "fuse" and rec["error"] == "ValueError: a bug" and rec["outputs"] == [str(tmp_path / "model.pt")]
+    assert failures.summary_lines([rec]) == ["FAILED rule fuse (model=m, variant=v): ValueError: a bug"]
+    # the same job run again and succeeding leaves no record behind
+    smk.run(
+        _Smk("fuse", {}, {"model": str(tmp_path / "model.pt")}, {"model": "m", "variant": "v"}),
+        lambda i, o, p, t: Path(o["model"]).write_text("x"),
+    )
+    assert failures.since(0) == []
+
+
+def test_an_exception_inside_the_library_a_technique_calls_is_unsupported_with_the_layer(tmp_path, monkeypatch, capsys):
+    """Any failure inside the library (here torch, in a Linear's forward): the variant's row says unsupported,
+    naming the layer, the library and its version; a rule that applies no technique still fails."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+
+    def step(inputs, outputs, params, threads):
+        model(torch.zeros(1, 5))  # a shape the Linear cannot take, raised by torch itself
+
+    out = {"model": str(tmp_path / "v" / "model.pt")}
+    smk.run(_Smk("prune_channels", {}, out, {"model": "m", "variant": "v"}), step)
+    rec = unsupported.marker_of(out["model"])
+    assert rec["reason"].startswith("prune_channels does not support '1' (Linear): torch raised RuntimeError: mat1 and mat2"), rec
+    assert (
+        f"report it upstream to torch {torch.__version__.split('+')[0]}" in rec["fix"]
+        and "leave model 'm' out of variant 'v'" in rec["fix"]
+    )
+    assert "unsupported in rule prune_channels (model=m, variant=v)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        smk.run(_Smk("train_baseline", {}, {"model": str(tmp_path / "fp32.pt")}, {"model": "m"}), step)
+
+
+def test_failure_lines_also_come_from_snakemakes_log():
+    """A job that died without a record (killed for memory) still gets its closing line, once."""
+    from compressflow import failures
+
+    log = "Error in rule evaluate:\n    message: None\n    jobid: 3\n    log: logs/m/v/evaluate.log (check log file(s) for error details)\n"
+    rec = {"rule": "ptq", "wildcards": {"model": "m", "variant": "q"}, "error": "KeyError: 'x'", "log": "logs/m/q/ptq.log"}
+    log += "Error in rule ptq:\n    jobid: 4\n    log: logs/m/q/ptq.log (check log file(s) for error details)\n"
+    assert failures.summary_lines([rec], log + log) == [
+        "FAILED rule ptq (model=m, variant=q): KeyError: 'x' (log: logs/m/q/ptq.log)",
+        "FAILED rule evaluate: see its log logs/m/v/evaluate.log",
+    ]
 
 
 TRAINING_WITHOUT_DYNAMO = """
