@@ -261,7 +261,7 @@ def check_inputs(config: dict) -> str | None:
             what = f"models.{name}.checkpoint"
             state = recipes.read_state_dict(spec["checkpoint"], what, spec.get("checkpoint_key"))
             model = models.build(spec.get("arch"), n_classes, **recipes.model_source(spec), **spec.get("arch_kwargs", {}))
-            recipes.load_state(model, state, spec["checkpoint"], num_classes=n_classes)
+            recipes.load_state(model, state, spec["checkpoint"], num_classes=n_classes, prefix=spec.get("checkpoint_prefix"))
     return manifest
 
 

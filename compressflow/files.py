@@ -6,6 +6,7 @@ A leaf: it imports nothing of compressflow but its errors. Model files (recipe +
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import filecmp
@@ -84,6 +85,16 @@ def save_tensors(obj, path) -> None:
         torch.save(obj, f)
 
 
+def _is_torchscript(path: Path) -> bool:
+    """A torch.jit.save archive: a zip with TorchScript ``code/`` and ``constants.pkl`` (torch.save's has neither)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+    return any(n.split("/", 1)[-1].startswith("code/") for n in names) and any(n.endswith("constants.pkl") for n in names)
+
+
 def load_tensors(path, what: str = "file"):
     """torch.load with ``weights_only=True`` and one-line errors for the usual failures."""
     import torch
@@ -93,8 +104,15 @@ def load_tensors(path, what: str = "file"):
         raise CompressflowError(f"{what} '{path}' is a directory, not a file", "point it at the file inside (e.g. .../model.pt)")
     if not path.is_file():
         raise CompressflowError(f"{what} '{path}' does not exist", "check the path (relative paths start at the workflow directory)")
+    if _is_torchscript(path):
+        raise CompressflowError(
+            f"{what} '{path}' is a TorchScript archive (torch.jit.save), not a checkpoint of weights",
+            f"save its weights: torch.save(torch.jit.load('{path.name}').state_dict(), 'weights.pt'), and point the config at that",
+        )
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # argparse.Namespace: the `args` torchvision's reference scripts save beside the weights (plain attributes).
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CompressflowError(

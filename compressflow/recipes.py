@@ -84,20 +84,22 @@ def finish(model: torch.nn.Module, recipe: dict) -> torch.nn.Module:
     return model
 
 
-# Where training scripts usually keep the weights inside a checkpoint dict, tried in this order.
-CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict", "net", "module")
+# Where training scripts usually keep the weights inside a checkpoint dict, tried in this order: the trained
+# weights first (Lightning, torchvision's and timm's reference scripts), then an EMA copy when it is all there is.
+CHECKPOINT_KEYS = ("state_dict", "model", "model_state_dict", "net", "module", "state_dict_ema", "model_ema", "ema")
 
 
 def _is_state_dict(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def read_state_dict(path, what: str, key: str | None = None) -> dict:
+def read_state_dict(path, what: str, key: str | None = None, notes: list | None = None) -> dict:
     """A user's checkpoint, loaded weights-only: a state dict of tensors, or a training-script dict holding one.
 
     ``key`` (``checkpoint_key``, dotted for nested dicts) names where the weights are; without it a plain
-    state dict is used as is, else the first of CHECKPOINT_KEYS that holds one. DDP/DataParallel
-    (``module.``) and torch.compile (``_orig_mod.``) prefixes are stripped.
+    state dict is used as is, else the first of CHECKPOINT_KEYS that holds one (``notes`` gets a line saying
+    which, and which other entries hold weights too). Key prefixes are left to :func:`align_keys`, which
+    knows the model.
     """
     state = files.load_tensors(path, what)
     if key:
@@ -110,47 +112,135 @@ def read_state_dict(path, what: str, key: str | None = None) -> dict:
                 )
             state = state[part]
     elif isinstance(state, dict) and not _is_state_dict(state):
-        state = next((state[k] for k in CHECKPOINT_KEYS if _is_state_dict(state.get(k))), state)
+        found = [k for k in CHECKPOINT_KEYS if _is_state_dict(state.get(k))]
+        if found:
+            if notes is not None:
+                others = (
+                    f" (also holding weights: {', '.join(repr(k) for k in found[1:])}; set checkpoint_key to use one)" if found[1:] else ""
+                )
+                notes.append(f"{what}: took the weights under '{found[0]}'{others}")
+            state = state[found[0]]
     if not _is_state_dict(state):
         keys = sorted(map(str, state))[:8] if isinstance(state, dict) else []
         raise CompressflowError(
             f"{what} '{path}' is not a state dict of tensors" + (f" (keys: {keys})" if keys else ""),
             "save it with torch.save(model.state_dict(), path), or set checkpoint_key to the entry that holds it",
         )
-    return strip_wrapper_prefixes(state)
-
-
-# Keys of a model saved while wrapped: DistributedDataParallel/DataParallel ("module.") or torch.compile ("_orig_mod.").
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-
-
-def strip_wrapper_prefixes(state: dict) -> dict:
-    """The state dict of the bare model, whichever wrappers it was saved through."""
-    changed = True
-    while changed and state:
-        changed = False
-        for prefix in WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix) :]: v for k, v in state.items()}
-                changed = True
     return state
 
 
-def load_state(model: torch.nn.Module, state_dict: dict, source: str, num_classes: int | None = None) -> None:
+# torch.optim.swa_utils.AveragedModel's step counter (torchvision's EMA): not a weight of the model.
+AVERAGED_MODEL_KEYS = ("n_averaged",)
+
+
+def _fits(keys: set, own: set) -> bool:
+    """Every weight of the model is there (BatchNorm's num_batches_tracked may be missing: torch fills it) and nothing else."""
+    return {k for k in own if not k.endswith("num_batches_tracked")} <= keys <= own
+
+
+def _prefixes(keys, depth: int = 3) -> set[str]:
+    out = set()
+    for k in keys:
+        parts = k.split(".")
+        out.update(".".join(parts[:d]) + "." for d in range(1, min(depth, len(parts) - 1) + 1))
+    return out
+
+
+def align_keys(state: dict, own_keys, source: str, prefix: str | None = None, notes: list | None = None) -> dict:
+    """The checkpoint's weights under the model's own key names.
+
+    With ``prefix`` (``checkpoint_prefix``) the weights are the keys under it, prefix removed. Without it,
+    keys that already fit are used as they are (a model whose own top-level child is called ``module``
+    keeps it); else the one prefix whose keys fit the model exactly is taken, with a line in ``notes``:
+    a wrapper's (``module.`` DDP/DataParallel/EMA, ``_orig_mod.`` torch.compile, ``model.`` Lightning), in
+    any nesting, also when the checkpoint holds other modules' weights beside it (a Lightning loss or teacher).
+    Two prefixes that both fit are ambiguous: the error names the knob and both values.
+    """
+    own = set(own_keys)
+    if prefix is not None:
+        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if not sub:
+            raise CompressflowError(
+                f"no key of '{source}' starts with checkpoint_prefix '{prefix}' (first keys: {sorted(state)[:3]})",
+                "set checkpoint_prefix to the prefix its keys carry, or remove it",
+            )
+        return sub
+    if _fits(set(state), own):
+        return state
+    state = {k: v for k, v in state.items() if k not in AVERAGED_MODEL_KEYS or k in own}
+    if _fits(set(state), own):
+        return state
+    fitting = []
+    for p in sorted(_prefixes(state), key=lambda p: (p.count("."), p)):
+        if fitting and p.count(".") > fitting[0].count("."):
+            break
+        if _fits({k[len(p) :] for k in state if k.startswith(p)}, own):
+            fitting.append(p)
+    if len(fitting) > 1:
+        raise CompressflowError(
+            f"the weights in '{source}' fit the model under several prefixes: {', '.join(repr(p) for p in fitting)}",
+            f"set checkpoint_prefix to the one to load, e.g. checkpoint_prefix: '{fitting[0]}'",
+        )
+    if not fitting:
+        return state  # load_state says what does not fit, with the prefix that comes closest
+    p = fitting[0]
+    sub = {k[len(p) :]: v for k, v in state.items() if k.startswith(p)}
+    if notes is not None:
+        left = len(state) - len(sub)
+        notes.append(
+            f"'{source}': its keys carry the prefix '{p}' (a wrapper's: DDP, EMA, torch.compile, Lightning); loaded the keys under it"
+            + (f", leaving {left} other key(s)" if left else "")
+            + f" (set checkpoint_prefix: '{p}' to say so, or another value to choose)"
+        )
+    return sub
+
+
+def _closest_prefix(keys: set, own: set) -> tuple[str, int]:
+    """The prefix (removed from the checkpoint's keys, or added to them as '+p') that matches most of the model's keys."""
+    best = ("", len(keys & own))
+    for p in _prefixes(keys):
+        hits = len({k[len(p) :] for k in keys if k.startswith(p)} & own)
+        best = max(best, (p, hits), key=lambda t: t[1])
+    for p in _prefixes(own):
+        hits = len({p + k for k in keys} & own)
+        best = max(best, ("+" + p, hits), key=lambda t: t[1])
+    return best
+
+
+def load_state(
+    model: torch.nn.Module,
+    state_dict: dict,
+    source: str,
+    num_classes: int | None = None,
+    prefix: str | None = None,
+    notes: list | None = None,
+) -> None:
     """load_state_dict with a one-line error naming the file and what does not match.
 
     With ``num_classes`` (the dataset's class count), a checkpoint whose only misfit is the classifier's
     output size is reported as a class-count mismatch.
     """
     own = model.state_dict()
+    state_dict = align_keys(state_dict, own, source, prefix, notes)
+    # BatchNorm's num_batches_tracked may be absent (older checkpoints): torch itself loads those with its default.
+    state_dict = {**{k: v for k, v in own.items() if k.endswith("num_batches_tracked") and k not in state_dict}, **state_dict}
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     if missing or unexpected:
+        closest, hits = _closest_prefix(set(state_dict), set(own))
+        if closest and hits >= len(own) // 2 and not closest.startswith("+"):
+            fix = f"set checkpoint_prefix: '{closest}' in the model's config ({hits} of the model's {len(own)} keys sit under it), and check the architecture"
+        elif closest.startswith("+"):
+            fix = f"the model's keys carry a prefix '{closest[1:]}' the checkpoint's lack: load it into the inner module, or save the checkpoint from the same class"
+        else:
+            fix = (
+                "point the config at a checkpoint of the same architecture (same arch/module and arch_kwargs), "
+                "or set checkpoint_key if the weights sit under another entry"
+            )
         raise CompressflowError(
             f"weights in '{source}' do not fit the architecture ({len(missing)} missing keys {missing[:3]}, "
             f"{len(unexpected)} unexpected keys {unexpected[:3]})",
-            "point the config at a checkpoint of the same architecture (same arch/module and arch_kwargs), "
-            "or set checkpoint_key if the weights sit under another entry",
+            fix,
         )
     wrong = [
         (k, tuple(v.shape), tuple(own[k].shape))

@@ -1,5 +1,6 @@
 """Any model in: torchvision by name, the user's own module, the usual checkpoint shapes; and unsupported markers."""
 
+import argparse
 import json
 import types
 from pathlib import Path
@@ -108,23 +109,94 @@ def _state():
     return models.build("resnet18", 10).state_dict()
 
 
+def _prefixed(prefix, s):
+    return {prefix + k: v for k, v in s.items()}
+
+
 @pytest.mark.parametrize(
     "wrap,key",
     [
         (lambda s: s, None),
         (lambda s: {"state_dict": s, "epoch": 3}, None),
         (lambda s: {"model": s, "optimizer": {"lr": 0.1}, "epoch": 90}, None),
-        (lambda s: {"module." + k: v for k, v in s.items()}, None),  # saved from DistributedDataParallel
-        (lambda s: {"model": {"module." + k: v for k, v in s.items()}}, None),
+        (lambda s: _prefixed("module.", s), None),  # saved from DistributedDataParallel
+        (lambda s: {"model": _prefixed("module.", s)}, None),
         (lambda s: {"ema": {"weights": s}, "model": {"other": torch.zeros(1)}}, "ema.weights"),
+        # PyTorch Lightning: the LightningModule's attribute name, and other modules' weights beside it
+        (lambda s: {"state_dict": _prefixed("model.", s), "epoch": 3, "optimizer_states": [{}]}, None),
+        (lambda s: {"state_dict": {**_prefixed("model.", s), "criterion.weight": torch.ones(10)}}, None),
+        (lambda s: _prefixed("_orig_mod.", s), None),  # torch.compile
+        (lambda s: _prefixed("module._orig_mod.", s), None),  # DDP over torch.compile
+        # timm's train.py: the trained weights first, the EMA copy (ModelEmaV2 wraps its model as `module`) on request
+        (lambda s: {"state_dict": s, "state_dict_ema": _prefixed("module.", {k: v * 0 for k, v in s.items()})}, None),
+        (lambda s: {"state_dict": {k: v * 0 for k, v in s.items()}, "state_dict_ema": _prefixed("module.", s)}, "state_dict_ema"),
+        (lambda s: {"state_dict_ema": _prefixed("module.", s), "epoch": 9}, None),
+        # torchvision's references/classification/train.py: model, model_ema (AveragedModel: n_averaged), argparse args
+        (
+            lambda s: {
+                "model": s,
+                "model_ema": {**_prefixed("module.", s), "n_averaged": torch.tensor(5)},
+                "args": argparse.Namespace(lr=0.1),
+            },
+            None,
+        ),
+        (lambda s: {"model": {}, "model_ema": {**_prefixed("module.", s), "n_averaged": torch.tensor(5)}}, "model_ema"),
+        # saved before BatchNorm counted its batches: torch loads it, and so do we
+        (lambda s: {k: v for k, v in s.items() if not k.endswith("num_batches_tracked")}, None),
     ],
 )
 def test_training_script_checkpoints_load(tmp_path, wrap, key):
     state = _state()
     torch.save(wrap(state), tmp_path / "c.pt")
     loaded = recipes.read_state_dict(tmp_path / "c.pt", "models.r.checkpoint", key)
-    assert list(loaded) == list(state) and all(torch.equal(loaded[k], state[k]) for k in state)
-    recipes.load_state(models.build("resnet18", 10), loaded, "c.pt", num_classes=10)
+    model = models.build("resnet18", 10)
+    recipes.load_state(model, loaded, "c.pt", num_classes=10)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]) or k.endswith("num_batches_tracked"), k
+
+
+def test_a_model_whose_own_child_is_called_module_keeps_its_keys():
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.module = torch.nn.Linear(3, 2)
+
+    state = Wrapper().state_dict()
+    model = Wrapper()
+    recipes.load_state(model, state, "c.pt")
+    assert torch.equal(model.module.weight, state["module.weight"])
+
+
+def test_a_prefix_is_taken_with_a_note_and_the_knob_chooses_among_several():
+    state, notes = _state(), []
+    model = models.build("resnet18", 10)
+    recipes.load_state(model, {"state_dict": 0} and _prefixed("model.", state), "c.pt", notes=notes)
+    assert notes == [
+        "'c.pt': its keys carry the prefix 'model.' (a wrapper's: DDP, EMA, torch.compile, Lightning); loaded the keys under it"
+        " (set checkpoint_prefix: 'model.' to say so, or another value to choose)"
+    ]
+    both = {**_prefixed("student.", state), **_prefixed("teacher.", {k: v * 0 for k, v in state.items()})}
+    with pytest.raises(
+        CompressflowError, match=r"fit the model under several prefixes: 'student.', 'teacher.'; fix: set checkpoint_prefix"
+    ):
+        recipes.load_state(models.build("resnet18", 10), both, "c.pt")
+    recipes.load_state(model, both, "c.pt", prefix="student.")
+    assert torch.equal(model.conv1.weight, state["conv1.weight"])
+    with pytest.raises(CompressflowError, match=r"no key of 'c.pt' starts with checkpoint_prefix 'net.'"):
+        recipes.load_state(model, both, "c.pt", prefix="net.")
+
+
+def test_keys_that_differ_by_a_prefix_name_the_knob_that_fixes_them():
+    """Lightning keys with the classifier missing: nothing fits, and the error names checkpoint_prefix and its value."""
+    partial = {k: v for k, v in _prefixed("model.", _state()).items() if not k.startswith("model.fc.")}
+    with pytest.raises(CompressflowError, match=r"do not fit the architecture.*fix: set checkpoint_prefix: 'model.'"):
+        recipes.load_state(models.build("resnet18", 10), partial, "c.pt", num_classes=10)
+
+
+def test_a_torchscript_archive_is_named_as_such(tmp_path):
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), tmp_path / "s.pt")
+    with pytest.raises(CompressflowError, match=r"'.*s.pt' is a TorchScript archive \(torch.jit.save\).*torch.jit.load"):
+        recipes.read_state_dict(tmp_path / "s.pt", "models.r.checkpoint")
 
 
 def test_checkpoint_key_missing_names_the_keys(tmp_path):

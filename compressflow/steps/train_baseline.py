@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from compressflow import artifacts, data, device, files, models, recipes, train
 
 
@@ -18,8 +20,11 @@ def train_baseline(inputs, outputs, params, threads):
     model = models.build(arch, len(classes), **source, **arch_kwargs)
     history = []
     if inputs.get("checkpoint"):
-        state = recipes.read_state_dict(inputs["checkpoint"], "checkpoint", spec.get("checkpoint_key"))
-        recipes.load_state(model, state, inputs["checkpoint"], num_classes=len(classes))
+        notes = []
+        state = recipes.read_state_dict(inputs["checkpoint"], "checkpoint", spec.get("checkpoint_key"), notes)
+        recipes.load_state(model, state, inputs["checkpoint"], len(classes), spec.get("checkpoint_prefix"), notes)
+        for note in notes:
+            print(f"compressflow: {note}", file=sys.stderr)
     else:
         t = spec["train"]
         history = train.fit(
