@@ -208,19 +208,49 @@ def packages_digest(cache_path=None) -> str:
     return digest
 
 
-def user_code_digest(module: str, code_path: str | None) -> str:
-    """A model's own code (``module`` + the files under ``code_path``) as one hash: an edit reruns that model's jobs.
+# What a model's own code may hold besides Python: small config files it reads. Anything else (weights,
+# images, the workflow's results) is not code.
+CODE_SUFFIXES = {".py", ".pyi", ".json", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".txt"}
+MAX_CONFIG_BYTES = 1 << 20
+# Folders that are never a model's code: the workflow's own outputs, caches, environments, version control.
+NOT_CODE_DIRS = {"results", "logs", "__pycache__", "site-packages", "node_modules", "build", "dist"}
 
-    Python sources count by their normalised form (comments and formatting change nothing); other
-    files (configs, data the module reads) by their bytes. Caches and hidden folders are left out.
+
+def code_files(root: Path) -> list[Path]:
+    """The source files under ``root``: no hidden or VCS folders, no outputs, no virtual environments, no symlinked folders."""
+    found = []
+    for here, dirs, names in os.walk(root):
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and d not in NOT_CODE_DIRS
+            and not (Path(here, d) / "pyvenv.cfg").exists()
+            and not Path(here, d).is_symlink()
+        )
+        for name in sorted(names):
+            path = Path(here, name)
+            if name.startswith(".") or path.suffix not in CODE_SUFFIXES or not path.is_file():
+                continue
+            if path.suffix not in (".py", ".pyi") and path.stat().st_size > MAX_CONFIG_BYTES:
+                continue
+            found.append(path)
+    return sorted(found)
+
+
+def user_code_digest(module: str, code_path: str | None) -> str:
+    """A model's own code (``module`` + the source files under ``code_path``) as one hash: an edit reruns that model's jobs.
+
+    Python sources count by their normalised form (comments and formatting change nothing); small config
+    files (:data:`CODE_SUFFIXES`) by their bytes. The workflow's outputs (``results/``, ``logs/``), hidden and
+    VCS folders, caches and virtual environments are left out (:func:`code_files`), so ``code_path: "."``
+    neither reruns everything after each run nor reads the results at every parse.
     """
     h = hashlib.sha256(module.encode())
     root = Path(code_path) if code_path else None
     if root is not None and root.is_dir():
-        for path in sorted(root.rglob("*")):
+        for path in code_files(root):
             rel = path.relative_to(root)
-            if not path.is_file() or any(part.startswith(".") or part == "__pycache__" for part in rel.parts) or path.suffix == ".pyc":
-                continue
             h.update(str(rel.as_posix()).encode() + b"\0")
             data = path.read_bytes()
             if path.suffix == ".py":

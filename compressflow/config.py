@@ -254,7 +254,7 @@ def check_inputs(config: dict) -> str | None:
 
     manifest, n_classes = None, 10
     if ds["kind"] == "imagefolder":
-        _, classes, entries = data.scan_imagefolder(ds["root"], ds.get("max_image_pixels", data.MAX_IMAGE_PIXELS))
+        _, classes, entries = data.scan_imagefolder(ds["root"], ds.get("max_image_pixels", data.MAX_IMAGE_PIXELS), data.DECODE_CACHE)
         manifest, n_classes = data.manifest_digest(entries), len(classes)
     for name, spec in config["models"].items():
         if spec.get("checkpoint"):

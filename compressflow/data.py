@@ -63,7 +63,10 @@ def _own_pixel_limit():
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def scan_imagefolder(root, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[list[tuple[Path, int]], list[str], list[dict]]:
+DECODE_CACHE = Path(".snakemake") / "compressflow" / "decoded.txt"
+
+
+def scan_imagefolder(root, max_pixels: int = MAX_IMAGE_PIXELS, decode_cache=None) -> tuple[list[tuple[Path, int]], list[str], list[dict]]:
     """``root/<class>/<image>`` like torchvision's ImageFolder, strict about what it finds.
 
     Cheap enough to run before any job starts: it reads each file once, checks its header
@@ -87,18 +90,25 @@ def scan_imagefolder(root, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[list[tup
         raise CompressflowError(
             f"dataset.root '{root}' has {len(classes)} class folders", "put each class's images in its own sub-folder (at least 2)"
         )
-    items, manifest = [], []
+    items, manifest, hidden = [], [], []
+    decoded = _DecodeCache(decode_cache)
     for label, name in enumerate(classes):
-        images = sorted(p for p in (root / name).rglob("*") if p.is_file() and not p.name.startswith("."))
+        images = _class_files(root / name, hidden)
         if not images:
             raise CompressflowError(f"class folder '{root / name}' has no images", "add images to it or remove the folder")
         for path in images:
+            shown = _printable(path)
+            if shown != str(path):
+                raise CompressflowError(
+                    f"file name '{shown}' is not valid UTF-8", "rename it with UTF-8 characters (e.g. convmv -f latin1 -t utf8)"
+                )
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 raise CompressflowError(
                     f"'{path}' is not an image file (suffix '{path.suffix}')",
                     f"remove it; accepted suffixes: {' '.join(sorted(IMAGE_SUFFIXES))}",
                 )
             blob = path.read_bytes()
+            digest = hashlib.sha256(blob).hexdigest()
             try:
                 with _own_pixel_limit(), Image.open(_io.BytesIO(blob)) as im:
                     width, height = im.size
@@ -109,9 +119,15 @@ def scan_imagefolder(root, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[list[tup
                             "shrink or remove it, or raise dataset.max_image_pixels if the file is trusted",
                         )
                     im.verify()
+                if digest not in decoded:
+                    # verify() reads no JPEG pixels: a truncated JPEG passes it. New or changed images are decoded
+                    # in full once (the cache remembers which bytes decoded), so prepare_data never fails on one.
+                    with _own_pixel_limit(), Image.open(_io.BytesIO(blob)) as im:
+                        im.load()
+                    decoded.add(digest)
             except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
                 raise CompressflowError(
-                    f"image '{path}' cannot be read ({type(exc).__name__})", "replace or remove the corrupt file"
+                    f"image '{path}' cannot be read ({type(exc).__name__}: {str(exc)[:80]})", "replace or remove the corrupt file"
                 ) from exc
             if mode not in RGB_MODES:
                 raise CompressflowError(
@@ -125,10 +141,64 @@ def scan_imagefolder(root, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[list[tup
                     "path": path.relative_to(root).as_posix(),
                     "size": st.st_size,
                     "mtime": st.st_mtime_ns,
-                    "sha256": hashlib.sha256(blob).hexdigest(),
+                    "sha256": digest,
                 }
             )
+    decoded.save()
+    if hidden:
+        print(
+            f"compressflow: skipped {len(hidden)} hidden folder(s) inside class folders ({', '.join(sorted(map(str, hidden))[:3])}"
+            f"{', ...' if len(hidden) > 3 else ''}): copies such as .ipynb_checkpoints would leak between splits",
+            file=sys.stderr,
+        )
     return items, classes, manifest
+
+
+def _class_files(folder: Path, hidden: list) -> list[Path]:
+    """The files of one class folder as torchvision's ImageFolder finds them (os.walk following symlinks), without
+    hidden files and hidden folders (``hidden`` collects those folders for the caller's warning)."""
+    found = []
+    for here, dirs, names in os.walk(folder, followlinks=True):
+        for d in [d for d in dirs if d.startswith(".")]:
+            hidden.append(Path(here, d))
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(here, n) for n in names if not n.startswith(".") and Path(here, n).is_file()]
+    return sorted(found)
+
+
+def _printable(path: Path) -> str:
+    """The path as text; a name that is not UTF-8 shows its bytes escaped (so it can be named in a one-line error)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+class _DecodeCache:
+    """sha256 of the images that decoded in full before (``.snakemake/compressflow/decoded.txt``): only new bytes are decoded."""
+
+    def __init__(self, path):
+        self.path = Path(path) if path else None
+        self.known: set[str] = set()
+        self.new: set[str] = set()
+        if self.path is not None and self.path.is_file():
+            try:
+                self.known = set(self.path.read_text().split())
+            except OSError:
+                pass
+
+    def __contains__(self, digest: str) -> bool:
+        return digest in self.known or digest in self.new
+
+    def add(self, digest: str) -> None:
+        self.new.add(digest)
+
+    def save(self) -> None:
+        if self.path is None or not self.new:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as f:
+                f.write("".join(d + "\n" for d in sorted(self.new)))
+        except OSError:
+            pass  # a read-only workdir: images are decoded again next time
 
 
 def manifest_digest(manifest: list[dict]) -> str:
@@ -257,7 +327,7 @@ def _source(kind: str, pre: dict, input_size: int, root, max_pixels: int, manife
         return y, [str(c) for c in bunch.target_names], [], lambda i: geometric(Image.fromarray(raw[i], "L").convert("RGB"), pre)
     if kind != "imagefolder":
         raise CompressflowError(f"unknown dataset.kind '{kind}'", "use 'digits' or 'imagefolder'")
-    items, classes, found = scan_imagefolder(root, max_pixels)
+    items, classes, found = scan_imagefolder(root, max_pixels, DECODE_CACHE)
     if manifest is not None and manifest_digest(found) != manifest:
         raise CompressflowError(f"the images in dataset.root '{root}' changed while the workflow ran", "rerun the workflow")
     y = torch.tensor([label for _, label in items], dtype=torch.int64)

@@ -62,6 +62,13 @@ def resolve(dataset: dict) -> dict:
         if key == "std" and min(v) <= 0:
             raise CompressflowError(f"dataset.preprocess.std {v} has a value <= 0", "use positive standard deviations")
         out[key] = [float(c) for c in v]
+    if crop is not None:
+        short = min(resize) if isinstance(resize, list) else resize
+        if crop > short:
+            raise CompressflowError(
+                f"dataset.preprocess.crop {crop} is larger than the resized image ({resize}): the crop would be zero padding",
+                f"use a crop of at most {short}, or resize to at least {crop}",
+            )
     if crop is None and not isinstance(resize, list):
         raise CompressflowError(
             "dataset.preprocess has a shorter-side resize but no crop: images would have different shapes",

@@ -75,6 +75,16 @@ def test_overrides_bicubic_and_bad_preprocess(tmp_path):
             pp.resolve({"input_size": 8, "preprocess": bad})
 
 
+@pytest.mark.parametrize("resize", [16, [16, 40], [40, 16]])
+def test_a_crop_larger_than_the_resized_image_is_refused(resize):
+    """torchvision's CenterCrop zero-pads a crop larger than the image: 82 % black pixels, silently. Refused instead."""
+    with pytest.raises(
+        CompressflowError, match=r"dataset.preprocess.crop 32 is larger than the resized image.*fix: use a crop of at most 16"
+    ):
+        pp.resolve({"input_size": 8, "preprocess": {"preset": "imagenet", "resize": resize, "crop": 32}})
+    assert pp.resolve({"input_size": 8, "preprocess": {"preset": "imagenet", "resize": resize, "crop": 16}})["crop"] == 16
+
+
 def test_streamed_splits_equal_in_memory_and_read_only_their_rows(tmp_path):
     outputs = {n: tmp_path / f"{n}.pt" for n in FRACTIONS} | {f"{n}_cache": tmp_path / f"{n}.npy" for n in FRACTIONS}
     data.write_splits("digits", 16, FRACTIONS, 0, outputs)

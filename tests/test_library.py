@@ -1,7 +1,9 @@
 """Unit tests of the library on small tensors and modules."""
 
 import json
+import os
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -76,6 +78,48 @@ def test_imagefolder_bad_trees_give_one_line(tmp_path, setup, message):
     with pytest.raises(CompressflowError, match=message) as exc:
         data.load_imagefolder(tmp_path, 16)
     assert "\n" not in str(exc.value) and "fix:" in str(exc.value)
+
+
+def test_imagefolder_follows_symlinked_folders_and_skips_hidden_ones(tmp_path, capsys):
+    """As torchvision's ImageFolder: a symlinked sub-folder counts; a hidden one (.ipynb_checkpoints) does not, with a warning."""
+    for c in ("a", "b"):
+        for i in range(2):
+            _write_image(tmp_path / "root" / c / f"{i}.png", color=10 * i)
+    _write_image(tmp_path / "elsewhere" / "more.png")
+    (tmp_path / "root" / "a" / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    _write_image(tmp_path / "root" / "b" / ".ipynb_checkpoints" / "0-checkpoint.png")
+    items, classes, _ = data.scan_imagefolder(tmp_path / "root")
+    names = sorted(p.relative_to(tmp_path / "root").as_posix() for p, _ in items)
+    assert names == ["a/0.png", "a/1.png", "a/linked/more.png", "b/0.png", "b/1.png"]
+    err = capsys.readouterr().err
+    assert "skipped 1 hidden folder(s) inside class folders" in err and ".ipynb_checkpoints" in err
+
+
+def test_a_truncated_jpeg_is_refused_before_any_job_and_decoded_once(tmp_path):
+    """Image.verify() reads no JPEG pixels; new bytes are decoded in full once, and the cache spares the next scans."""
+    import io
+
+    from PIL import Image
+
+    for c in ("a", "b"):
+        _write_image(tmp_path / "root" / c / "0.png")
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), 90).save(buf, "JPEG")
+    (tmp_path / "root" / "b" / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    cache = tmp_path / "decoded.txt"
+    with pytest.raises(CompressflowError, match=r"image '.*cut.jpg' cannot be read .*fix: replace or remove the corrupt file"):
+        data.scan_imagefolder(tmp_path / "root", decode_cache=cache)
+    (tmp_path / "root" / "b" / "cut.jpg").write_bytes(buf.getvalue())
+    data.scan_imagefolder(tmp_path / "root", decode_cache=cache)
+    assert len(cache.read_text().split()) == 2  # the two PNGs are the same bytes
+
+
+def test_a_file_name_that_is_not_utf8_is_named(tmp_path):
+    for c in ("a", "b"):
+        _write_image(tmp_path / "root" / c / "0.png")
+    _write_image(Path(os.fsdecode(bytes(tmp_path / "root" / "a") + b"/caf\xe9.png")))
+    with pytest.raises(CompressflowError, match=r"file name '.*caf\\xe9.png' is not valid UTF-8; fix: rename it"):
+        data.scan_imagefolder(tmp_path / "root")
 
 
 def test_model_roundtrip_is_weights_only_and_exact(tmp_path):

@@ -236,6 +236,24 @@ def test_config_accepts_arch_or_module(user_code):
         config.check_schema({**cfg, **bad}, schema)
 
 
+def test_user_code_digest_reads_source_files_only(tmp_path):
+    """code_path: "." (the workflow directory): results/, logs/, hidden, VCS and venv folders and weights are not code."""
+    (tmp_path / "nets").mkdir()
+    (tmp_path / "nets" / "small.py").write_text("WIDTH = 4\n")
+    (tmp_path / "classes.json").write_text("[1, 2]")
+    before = codedigest.user_code_digest("nets.small:build", str(tmp_path))
+    for folder in ("results/m/fp32", "logs/m", ".snakemake/metadata", ".git/objects", "venv/lib", "nets/__pycache__"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "x.py").write_text("changed = 1\n")
+        (tmp_path / folder / "metrics.json").write_text("{}")
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    (tmp_path / "weights.pt").write_bytes(b"\0" * 100)
+    (tmp_path / "big.json").write_bytes(b"[" + b"0," * (1 << 20) + b"0]")
+    assert codedigest.user_code_digest("nets.small:build", str(tmp_path)) == before
+    (tmp_path / "classes.json").write_text("[1, 2, 3]")
+    assert codedigest.user_code_digest("nets.small:build", str(tmp_path)) != before
+
+
 def test_user_code_digest_follows_code_not_comments(user_code):
     before = codedigest.user_code_digest("mynets.small:build", str(user_code))
     src = user_code / "mynets" / "small.py"
