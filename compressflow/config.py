@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -249,6 +250,7 @@ def check_inputs(config: dict) -> str | None:
     check_models(config)
     checkpoints = any(spec.get("checkpoint") for spec in config["models"].values())
     if ds["kind"] == "digits" and not checkpoints:
+        check_factories(config, 10)
         return None  # nothing to open: keeps parsing (and `snakemake -n`) free of the torch import
     from compressflow import data, models, recipes
 
@@ -262,7 +264,84 @@ def check_inputs(config: dict) -> str | None:
             state = recipes.read_state_dict(spec["checkpoint"], what, spec.get("checkpoint_key"))
             model = models.build(spec.get("arch"), n_classes, **recipes.model_source(spec), **spec.get("arch_kwargs", {}))
             recipes.load_state(model, state, spec["checkpoint"], num_classes=n_classes, prefix=spec.get("checkpoint_prefix"))
+    check_factories(config, n_classes)
     return manifest
+
+
+FACTORY_CACHE = Path(".snakemake") / "compressflow" / "factories.txt"
+
+
+def check_factories(config: dict, n_classes: int, cache=FACTORY_CACHE) -> None:
+    """Each user factory is called once, before any job: it must build an ``nn.Module`` whose output on a dummy
+    batch is logits ``[N, num_classes]``, at the size the models see and at the latency input sizes.
+
+    A pass is remembered by the module's code digest, its arch_kwargs, the class count and the sizes, so an
+    unchanged config checks nothing again and the no-op dry run stays free of the torch import.
+    """
+    import hashlib
+
+    from compressflow import codedigest, preprocess
+
+    seen = set(Path(cache).read_text().split()) if Path(cache).is_file() else set()
+    model_size = preprocess.model_size(config["dataset"]["preprocess"])
+    latency = {
+        "evaluate.latency.input_size": config["evaluate"]["latency"]["input_size"],
+        "benchmark.input_size": config["benchmark"]["input_size"],
+    }
+    passed = []
+    for name, spec in config["models"].items():
+        if not spec.get("module"):
+            continue
+        what = f"models.{name}.module '{spec['module']}'"
+        sizes = {"the dataset's": model_size, **latency}
+        key = hashlib.sha256(
+            json.dumps(
+                [codedigest.user_code_digest(spec["module"], spec.get("code_path")), spec.get("arch_kwargs", {}), n_classes, sizes],
+                sort_keys=True,
+                default=str,
+            ).encode()
+        ).hexdigest()
+        if key in seen:
+            continue
+        import torch
+
+        from compressflow import models
+
+        model = models.build(None, n_classes, module=spec["module"], code_path=spec.get("code_path"), **spec.get("arch_kwargs", {}))
+        model.eval()
+        for knob, size in sizes.items():
+            try:
+                with torch.no_grad():
+                    out = model(torch.zeros(2, 3, size, size))
+            except Exception as exc:
+                if knob == "the dataset's":
+                    raise CompressflowError(
+                        f"{what}: forward of a [2, 3, {size}, {size}] batch (the dataset's size) raised {type(exc).__name__}: "
+                        f"{str(exc)[:200]}",
+                        "make the model take 3-channel images of the dataset's size (dataset.input_size / preprocess.crop)",
+                    ) from exc
+                raise CompressflowError(
+                    f"{what} does not take {size} px inputs ({knob}: {type(exc).__name__}: {str(exc)[:160]})",
+                    f"set {knob}: {model_size} (the size it was trained at) in the config",
+                ) from exc
+            if not isinstance(out, torch.Tensor):
+                raise CompressflowError(
+                    f"{what}: forward returns {type(out).__name__}, not a logits tensor [N, num_classes]",
+                    "return the logits only (e.g. the first element of the tuple)",
+                )
+            if tuple(out.shape) != (2, n_classes):
+                raise CompressflowError(
+                    f"{what}: forward of 2 images gives shape {list(out.shape)}, not [2, {n_classes}] (the dataset has {n_classes} classes)",
+                    f"make the classifier output num_classes (the factory is called with num_classes={n_classes})",
+                )
+        passed.append(key)
+    if passed:
+        try:
+            Path(cache).parent.mkdir(parents=True, exist_ok=True)
+            with open(cache, "a") as f:
+                f.write("".join(k + "\n" for k in passed))
+        except OSError:
+            pass  # a read-only workdir: checked again next time
 
 
 def check_models(config: dict) -> None:

@@ -7,11 +7,13 @@
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
 from compressflow.errors import CompressflowError
-from compressflow.modelspec import add_code_path, check_arch, import_torchvision, load_factory
+from compressflow.modelspec import add_code_path, check_arch, import_torchvision, load_factory, user_frame
 
 __all__ = ["build", "count_params", "set_submodule", "add_code_path", "check_arch", "load_factory", "RowLSTM"]
 
@@ -55,13 +57,33 @@ def build(arch: str, num_classes: int, *, module: str | None = None, code_path: 
             return tvm.get_model(arch, weights=None, num_classes=num_classes, **kw)
 
         what = f"torchvision '{arch}'"
-    try:
-        model = fn(num_classes=num_classes, **kwargs)
-    except TypeError as exc:
-        raise CompressflowError(
-            f"{what} does not take arch_kwargs {sorted(kwargs)} ({exc})",
-            "fix or drop arch_kwargs (they are passed to the model's constructor)",
-        ) from exc
+    if module:
+        try:
+            inspect.signature(fn).bind(num_classes=num_classes, **kwargs)
+        except TypeError as exc:
+            given = f"arch_kwargs {sorted(kwargs)}" if kwargs else "no arch_kwargs"
+            raise CompressflowError(
+                f"{what} cannot be called as factory(num_classes=..., **arch_kwargs) with {given} ({exc})",
+                "make the factory take num_classes (and the arch_kwargs you give it)",
+            ) from exc
+        except ValueError:
+            pass  # no signature to read (a builtin): the call below says what is wrong
+        try:
+            model = fn(num_classes=num_classes, **kwargs)
+        except Exception as exc:
+            raise CompressflowError(
+                f"{what} raised {type(exc).__name__} inside the factory: {exc} ({user_frame(exc)})",
+                f"fix the factory; reproduce with: from {module.partition(':')[0]} import {module.partition(':')[2]}; "
+                f"{module.partition(':')[2]}(num_classes={num_classes})",
+            ) from exc
+    else:
+        try:
+            model = fn(num_classes=num_classes, **kwargs)
+        except TypeError as exc:
+            raise CompressflowError(
+                f"{what} does not take arch_kwargs {sorted(kwargs)} ({exc})",
+                "fix or drop arch_kwargs (they are passed to the model's constructor)",
+            ) from exc
     if not isinstance(model, nn.Module):
         raise CompressflowError(f"{what} returned {type(model).__name__}, not a torch.nn.Module", "make the factory return the model")
     return model

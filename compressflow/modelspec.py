@@ -99,17 +99,61 @@ def load_factory(module: str, code_path: str | None, where: str = "module"):
     mod_name, sep, fn_name = module.partition(":")
     if not sep or not mod_name or not fn_name:
         raise CompressflowError(f"{where} '{module}' is not of the form 'package.module:factory'", "write it as e.g. 'mynets.small:build'")
+    top = mod_name.split(".")[0]
+    if code_path and (Path(code_path) / top).is_dir() and top in sys.modules:
+        origin = getattr(sys.modules[top], "__file__", None) or "an installed package"
+        if _installed(origin):
+            raise CompressflowError(
+                f"{where} '{module}': your package '{top}' has the name of one already imported from '{origin}'",
+                f"rename the folder '{Path(code_path) / top}' (and the module name) to something no installed package uses",
+            )
     add_code_path(code_path)
     try:
         mod = importlib.import_module(mod_name)
     except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing and missing.split(".")[0] != top:
+            raise CompressflowError(
+                f"{where} '{module}': importing it needs '{missing}', which is not installed ({exc})",
+                f"install '{missing.split('.')[0]}' into this environment (and add it to the conda env of the rules)",
+            ) from exc
         raise CompressflowError(
             f"{where} '{module}': cannot import '{mod_name}' ({exc})",
-            f"set code_path to the folder that holds '{mod_name.split('.')[0]}' (now: {code_path!r})",
+            f"set code_path to the folder that holds '{top}' (now: {code_path!r})",
         ) from exc
+    except SyntaxError as exc:
+        raise CompressflowError(
+            f"{where} '{module}': syntax error in {exc.filename}:{exc.lineno}: {exc.msg}", "correct that line of your module"
+        ) from exc
+    except Exception as exc:
+        raise CompressflowError(
+            f"{where} '{module}': importing it raised {type(exc).__name__}: {exc} ({user_frame(exc)})", "fix your module's top-level code"
+        ) from exc
+    origin = getattr(mod, "__file__", None)
+    if code_path and origin and _installed(origin):
+        raise CompressflowError(
+            f"{where} '{module}': '{mod_name}' was imported from '{origin}', not from code_path '{code_path}': an installed package has its name",
+            f"rename your package '{top}' to something no installed package uses",
+        )
     fn = getattr(mod, fn_name, None)
     if not callable(fn):
         raise CompressflowError(
             f"{where} '{module}': '{mod_name}' has no callable '{fn_name}'", "name a function or class that builds the model"
         )
     return fn
+
+
+def user_frame(exc: BaseException) -> str:
+    """``file:line`` of the innermost frame of the traceback (where the user's code raised)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
+
+
+def _installed(origin: str) -> bool:
+    """Whether a module file belongs to the Python installation (site-packages or the standard library)."""
+    if origin == "an installed package":
+        return True
+    path = str(Path(origin).resolve())
+    return "-packages/" in path or path.startswith(str(Path(sys.base_prefix).resolve()) + "/")
