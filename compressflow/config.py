@@ -197,11 +197,54 @@ def check_variants(config: dict) -> None:
                 raise CompressflowError(f"variants.{name}: 'from' chain loops through '{cur}'", "make every chain end at fp32")
             seen.add(cur)
             cur = variants[cur]["from"]
+        if "models" in spec and not spec["models"]:
+            raise CompressflowError(
+                f"variants.{name}.models is an empty list: the variant would be built for no model",
+                f"list the models it is for ({', '.join(sorted(config['models']))}), or remove models: to build it for all",
+            )
         for model in spec.get("models", []):
             if model not in config["models"]:
                 raise CompressflowError(
                     f"variants.{name}.models names unknown model '{model}'", f"use one of: {', '.join(sorted(config['models']))}"
                 )
+    quantized = set(layout.techniques(quantized=True))
+    for name, spec in variants.items():
+        parent = variants.get(spec["from"], {})
+        if parent.get("technique") in quantized and spec["technique"] != "distill":
+            raise CompressflowError(
+                f"variants.{name} ({spec['technique']}) is built from '{spec['from']}', which is already INT8 ({parent['technique']})",
+                "build it from an FP32 variant (fp32, a fused, pruned or distilled one): a model is quantized once",
+            )
+        student = variants.get(spec.get("student_from"), {})
+        if student.get("technique") in quantized:
+            raise CompressflowError(
+                f"variants.{name}.student_from names '{spec['student_from']}', which is INT8 ({student['technique']}): it cannot be trained",
+                "distill into an FP32 student (e.g. a pruned variant) and quantize the distilled variant afterwards",
+            )
+    _check_no_cycle(variants)
+
+
+def _check_no_cycle(variants: dict) -> None:
+    """No variant depends on itself through ``from`` and ``student_from`` together (Snakemake would say CyclicGraphException)."""
+
+    def deps(v):
+        spec = variants[v]
+        return [(k, spec[k]) for k in ("from", "student_from") if spec.get(k) in variants]
+
+    for name in variants:
+        stack, seen = [(name, [])], set()
+        while stack:
+            cur, path = stack.pop()
+            for key, dep in deps(cur):
+                step = [*path, f"{cur}.{key}"]
+                if dep == name:
+                    raise CompressflowError(
+                        f"variants.{name} depends on itself ({' -> '.join(f'variants.{s}' for s in step)} -> '{name}')",
+                        "make student_from and from name variants built before this one",
+                    )
+                if dep not in seen:
+                    seen.add(dep)
+                    stack.append((dep, step))
 
 
 def same_student(spec: dict, arch: str, arch_kwargs: dict) -> bool:

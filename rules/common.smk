@@ -346,8 +346,18 @@ def _pt2_variants(key, allowed):
         return list(allowed) if chosen else []
     for v in chosen:
         if v not in allowed:
+            which = (
+                "the deployed variants (deploy.variants)"
+                if key == "compile"
+                else "the deployed variants (deploy.variants) and the PT2E INT8 ones"
+            )
+            fix = (
+                f"use true, false or some of: {', '.join(allowed)}"
+                if allowed
+                else f"add '{v}' to deploy.variants first, or set {key}: false"
+            )
             sys.exit(
-                f"compressflow config error: deploy.pytorch.{key} names '{v}', which has no {key} row; fix: use true, false or some of: {', '.join(allowed) or '(none)'}"
+                f"compressflow config error: deploy.pytorch.{key} names '{v}', which is not one of {which}; fix: {fix}"
             )
     return [v for v in allowed if v in chosen]
 

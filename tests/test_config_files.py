@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
@@ -117,3 +118,41 @@ def test_yaml_syntax_error_in_the_tour_names_file_and_line(tmp_path):
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith("compressflow")]
     assert proc.returncode != 0 and len(lines) == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "config/config.yaml' line 4" in lines[0] and "is not valid YAML" in lines[0] and "fix:" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    "variants, message",
+    [
+        (
+            {"d": {"from": "fp32", "technique": "dynamic", "models": []}},
+            r"variants.d.models is an empty list.*fix: list the models it is for \(r\)",
+        ),
+        (
+            {"q": {"from": "fp32", "technique": "dynamic"}, "qq": {"from": "q", "technique": "dynamic"}},
+            r"variants.qq \(dynamic\) is built from 'q', which is already INT8 \(dynamic\)",
+        ),
+        (
+            {"q": {"from": "fp32", "technique": "ptq"}, "kd": {"from": "fp32", "technique": "distill", "student_from": "q"}},
+            r"variants.kd.student_from names 'q', which is INT8 \(ptq\)",
+        ),
+        (
+            {"kd": {"from": "fp32", "technique": "distill", "student_from": "kd"}},
+            r"variants.kd depends on itself \(variants.kd.student_from -> 'kd'\)",
+        ),
+        (
+            {
+                "p": {"from": "kd", "technique": "prune_l1", "amount": 0.5},
+                "kd": {"from": "fp32", "technique": "distill", "student_from": "p"},
+            },
+            r"depends on itself \(variants.\w+.(from|student_from) -> variants.\w+.(from|student_from) -> '\w+'\)",
+        ),
+    ],
+)
+def test_a_variant_graph_that_cannot_build_is_one_line_naming_the_key(variants, message):
+    """Each was a job failure with the wrong cause, a CyclicGraphException, or a variant silently dropped."""
+    from compressflow import config as cfcheck
+    from compressflow.errors import CompressflowError
+
+    cfg = {"models": {"r": {"arch": "resnet18"}}, "variants": variants}
+    with pytest.raises(CompressflowError, match=message):
+        cfcheck.check_variants(cfg)

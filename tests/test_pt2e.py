@@ -347,9 +347,13 @@ def test_pt2_rows_for_listed_variants_only(tmp_path):
     proc = snakemake(tmp_path / "run", "-n", "--cores", "1", config=bad, check=False)
     assert proc.returncode != 0
     assert (
-        "deploy.pytorch.compile names 'ptq-x86', which has no compile row; fix: use true, false or some of: fused, prune-ch50"
-        in proc.stdout + proc.stderr
+        "deploy.pytorch.compile names 'ptq-x86', which is not one of the deployed variants (deploy.variants); "
+        "fix: use true, false or some of: fused, prune-ch50" in proc.stdout + proc.stderr
     )
+    # nothing deployed: the fix says what to add, not "some of: (none)"
+    none = write_config(tmp_path / "none.yaml", sep="/", **{"deploy/variants": [], "deploy/pytorch": {"compile": ["fused"], "aoti": False}})
+    proc = snakemake(tmp_path / "run", "-n", "--cores", "1", config=none, check=False)
+    assert "fix: add 'fused' to deploy.variants first, or set compile: false" in proc.stdout + proc.stderr
 
 
 def test_aoti_packages_with_grad_off_so_inductor_freezes(tmp_path, monkeypatch):
