@@ -63,6 +63,9 @@ def _own_pixel_limit():
         Image.MAX_IMAGE_PIXELS = saved
 
 
+# The pixel limit of this job (smk.run sets it from dataset.max_image_pixels; not a param: no byte depends on it).
+MAX_PIXELS_LIMIT = MAX_IMAGE_PIXELS
+
 DECODE_CACHE = Path(".snakemake") / "compressflow" / "decoded.txt"
 
 

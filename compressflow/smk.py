@@ -36,12 +36,16 @@ def _disk_error(exc: BaseException) -> OSError | None:
 
 
 def _data_workers(smk) -> None:
-    """dataset.workers: DataLoader processes; not a param (no byte depends on it), so changing it reruns nothing."""
-    workers = (getattr(smk, "config", None) or {}).get("dataset", {}).get("workers")
-    if workers:
+    """dataset.workers (DataLoader processes) and dataset.max_image_pixels (a limit the parse already enforced):
+    not params, since no byte depends on them, so changing them reruns nothing."""
+    dataset = (getattr(smk, "config", None) or {}).get("dataset", {})
+    if dataset.get("workers") or dataset.get("max_image_pixels"):
         from compressflow import data
 
-        data.WORKERS = int(workers)
+        if dataset.get("workers"):
+            data.WORKERS = int(dataset["workers"])
+        if dataset.get("max_image_pixels"):
+            data.MAX_PIXELS_LIMIT = int(dataset["max_image_pixels"])
 
 
 def run(smk, step) -> None:

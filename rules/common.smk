@@ -107,17 +107,44 @@ DATA_SIZE = preprocess.model_size(config["dataset"]["preprocess"])
 
 
 def data_params():
-    """prepare_data's params: what the split bytes depend on, the image tree's manifest digest included."""
+    """prepare_data's params: what the split bytes depend on, the image tree's manifest digest included.
+
+    Knobs that change no byte are not params, so changing them reruns nothing: ``workers``, and
+    ``max_image_pixels`` (a limit the parse-time scan enforces; the job reads it from the config). The
+    size is the one the models see: under a preset with a crop, ``dataset.input_size`` plays no part.
+    """
     ds = {
         k: v
         for k, v in config["dataset"].items()
-        if k not in ("max_image_pixels", "workers")  # workers change no byte
+        if k not in ("max_image_pixels", "workers")
     }
+    ds["input_size"] = DATA_SIZE
     params = {"dataset": canonical(ds), "seed": config["seed"]}
     if DATASET_MANIFEST is not None:
         params["manifest"] = DATASET_MANIFEST
-        params["max_image_pixels"] = config["dataset"]["max_image_pixels"]
     return params
+
+
+def train_params(model):
+    """A model's ``train`` knobs as a param: ``amp`` only where it can act (it is ignored on the CPU)."""
+    train = dict(config["models"][model]["train"])
+    if config["device"] == "cpu":
+        train["amp"] = False
+    return canonical(train)
+
+
+def model_params(model):
+    """A model's config as train_baseline's param (with :func:`train_params`)."""
+    return canonical({**config["models"][model], "train": train_params(model)})
+
+
+if config["device"] == "cpu" and any(
+    m["train"].get("amp") for m in config["models"].values()
+):
+    print(
+        "compressflow: train.amp is ignored with device: cpu (mixed precision runs on CUDA only)",
+        file=sys.stderr,
+    )
 
 
 _DATA_UNCHANGED = []

@@ -163,7 +163,7 @@ rule package_aoti:
         "../envs/torch.yaml"
     params:
         latency_size=config["evaluate"]["latency"]["input_size"],
-        data_size=config["dataset"]["input_size"],
+        data_size=DATA_SIZE,
         seed=config["seed"],
     script:
         "../scripts/package_aoti.py"

@@ -27,7 +27,7 @@ rule distill:
         "../envs/torch.yaml"
     params:
         knobs=knobs,
-        train=lambda w: canonical(config["models"][w.model]["train"]),
+        train=lambda w: train_params(w.model),
         seed=seed_of,
     script:
         "../scripts/distill.py"

@@ -17,7 +17,7 @@ rule prune_l1:
         "../envs/torch.yaml"
     params:
         knobs=knobs,
-        train=lambda w: canonical(config["models"][w.model]["train"]),
+        train=lambda w: train_params(w.model),
         seed=seed_of,
     script:
         "../scripts/prune_l1.py"
@@ -42,7 +42,7 @@ rule prune_channels:
         "../envs/torch.yaml"
     params:
         knobs=knobs,
-        train=lambda w: canonical(config["models"][w.model]["train"]),
+        train=lambda w: train_params(w.model),
         input_size=DATA_SIZE,
         latency_input=config["evaluate"]["latency"]["input_size"],
         seed=seed_of,

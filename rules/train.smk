@@ -13,7 +13,7 @@ rule train_baseline:
     conda:
         "../envs/torch.yaml"
     params:
-        spec=lambda w: canonical(config["models"][w.model]),
+        spec=lambda w: model_params(w.model),
         seed=config["seed"],
     script:
         "../scripts/train_baseline.py"

@@ -156,6 +156,7 @@ def test_imagefolder_dataset_runs_end_to_end(tmp_path):
             "dataset.kind": "imagefolder",
             "dataset.root": str(root),
             "dataset.input_size": 12,
+            "dataset.preprocess": {"preset": "imagenet", "resize": 14, "crop": 12},
             "models.resnet18.train.epochs": 1,
             "variants": {},
             "deploy": {},
@@ -167,6 +168,11 @@ def test_imagefolder_dataset_runs_end_to_end(tmp_path):
     assert len(split["y"]) == 40
     df = pd.read_csv(tmp_path / "run/results/report/summary.csv")
     assert list(df.variant) == ["fp32"]
+    # Knobs that change no output change no params: nothing reruns (each used to rerun every job).
+    for knob, value in (("dataset.max_image_pixels", 10**8), ("models.resnet18.train.amp", "fp16"), ("dataset.input_size", 64)):
+        changed = write_config(tmp_path / "same.yaml", **{**yaml.safe_load(cfg.read_text()), knob: value})
+        plan = snakemake(tmp_path / "run", "-n", "--cores", "2", config=changed)
+        assert "Nothing to be done" in plan.stdout + plan.stderr, (knob, plan.stdout[-1500:])
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz 'dot' not installed")

@@ -17,7 +17,7 @@ def prepare_data(inputs, outputs, params, threads):
         params["seed"],
         outputs,
         root=ds.get("root"),
-        max_pixels=params.get("max_image_pixels", data.MAX_IMAGE_PIXELS),
+        max_pixels=data.MAX_PIXELS_LIMIT,
         manifest=params.get("manifest"),
         pre=pre,
     )
