@@ -134,8 +134,12 @@ def train_params(model):
 
 
 def model_params(model):
-    """A model's config as train_baseline's param (with :func:`train_params`)."""
-    return canonical({**config["models"][model], "train": train_params(model)})
+    """A model's config as train_baseline's param (with :func:`train_params`). A checkpoint counts by its content:
+    other weights under the same path rerun what depends on them, whatever the file's mtime (``cp -p``, ``rsync -a``)."""
+    spec = {**config["models"][model], "train": train_params(model)}
+    if spec.get("checkpoint"):
+        spec["checkpoint_sha256"] = verify.sha256(spec["checkpoint"])
+    return canonical(spec)
 
 
 if config["device"] == "cpu" and any(

@@ -1,6 +1,7 @@
 """The real Snakefile on the tiny config: artifacts, metrics, provenance, no-op reruns, bad config."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -127,6 +128,15 @@ def test_user_checkpoint_is_used_and_checked(tiny_copy, tmp_path):
     assert hist["history"] == [] and hist["checkpoint"] == str(good)
     ref = json.loads((tiny_copy / "results/resnet18/fused/metrics.json").read_text())
     assert ref["top1"] > 0.6
+    # Other weights under the same path with an older mtime (cp -p, rsync -a, tar x): the checkpoint counts by content.
+    original, st = good.read_bytes(), good.stat()
+    torch.save(models.build("resnet18", 10).state_dict(), good)
+    os.utime(good, ns=(st.st_atime_ns, st.st_mtime_ns - 10**10))
+    plan = snakemake(tiny_copy, "-n", "--cores", "1", config=cfg).stdout
+    assert "rule train_baseline:" in plan, plan[-2000:]
+    good.write_bytes(original)
+    os.utime(good, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert "Nothing to be done" in snakemake(tiny_copy, "-n", "--cores", "1", config=cfg).stdout
 
     before = {p: provenance.sha256(p) for p in (tiny_copy / "results").rglob("*") if p.is_file()}
     wrong = tmp_path / "wrong.pt"
