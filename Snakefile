@@ -50,25 +50,9 @@ add_code_digests(workflow.rules)
 
 
 onstart:
-    # Before any job runs (and Snakemake deletes outputs it will rebuild): no artifact may have
-    # changed since its provenance was written, unless the user forces the rule that makes it.
     if workflow.is_main_process:
         RUN_STARTED.append(time.time())
         check_device_here()
-        _corrupt = verify.changed_artifacts(
-            "results",
-            forced={
-                *workflow.dag_settings.forcerun,
-                *(
-                    workflow.dag_settings.targets
-                    if workflow.dag_settings.forcetargets
-                    else ()
-                ),
-            },
-            forceall=workflow.dag_settings.forceall,
-        )
-        if _corrupt is not None:
-            sys.exit(f"compressflow error: {_corrupt}")
 
 
 onerror:
@@ -81,6 +65,8 @@ onerror:
 rule all:
     default_target: True
     input:
+        # evaluated while the DAG is built, so also when there is nothing to do
+        unchanged_artifacts,
         rules.make_report.output,
         rules.record_environment.output,
         quantize_targets(),

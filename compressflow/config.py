@@ -421,6 +421,16 @@ def check_writable(workdir) -> None:
         target = path if path.exists() else Path(workdir)
         if not os.access(target, os.W_OK):
             raise CompressflowError(f"'{target.resolve()}' is not writable", "run from a writable directory or fix its permissions")
+    # a job rewrites files in its own sub-folder: one that is read-only (a mount, a chmod) fails it late, in a traceback
+    for name in ("results", "logs"):
+        for here, dirs, _ in os.walk(Path(workdir) / name):
+            for d in dirs:
+                sub = Path(here) / d
+                if not os.access(sub, os.W_OK | os.X_OK):
+                    raise CompressflowError(
+                        f"'{sub}' is not writable, and the jobs that write there would fail",
+                        f"make it writable (chmod -R u+w '{sub}', or remount it read-write), or delete it to rebuild it",
+                    )
 
 
 def check_all(config: dict, schema_path, workdir=".") -> None:

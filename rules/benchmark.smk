@@ -33,6 +33,7 @@ rule collect_benchmarks:
     output:
         csv="results/report/benchmark.csv",
         md="results/report/benchmark.md",
+        provenance="results/report/benchmark.provenance.json",
     log:
         "logs/report/collect_benchmarks.log",
     benchmark:

@@ -135,7 +135,8 @@ def train_params(model):
 
 def model_params(model):
     """A model's config as train_baseline's param (with :func:`train_params`). A checkpoint counts by its content:
-    other weights under the same path rerun what depends on them, whatever the file's mtime (``cp -p``, ``rsync -a``)."""
+    other weights under the same path rerun what depends on them, whatever the file's mtime (``cp -p``, ``rsync -a``).
+    """
     spec = {**config["models"][model], "train": train_params(model)}
     if spec.get("checkpoint"):
         spec["checkpoint_sha256"] = verify.sha256(spec["checkpoint"])
@@ -725,3 +726,25 @@ def user_code_digests():
         for name, spec in config["models"].items()
         if spec.get("module")
     }
+
+
+_CHECKED = []
+
+
+def unchanged_artifacts(wildcards):
+    """No artifact may have changed since its provenance was written, unless the user forces the rule that makes
+    it: checked while the DAG is built (before Snakemake deletes outputs it will rebuild, and also when there is
+    nothing to do). Cheap: a stat per file, a hash only for files modified after their record. No inputs.
+    """
+    if _CHECKED or not workflow.is_main_process:
+        return []
+    _CHECKED.append(True)
+    dag = workflow.dag_settings
+    corrupt = verify.changed_artifacts(
+        "results",
+        forced={*dag.forcerun, *(dag.targets if dag.forcetargets else ())},
+        forceall=dag.forceall,
+    )
+    if corrupt is not None:
+        sys.exit(f"compressflow error: {corrupt}")
+    return []

@@ -92,6 +92,8 @@ rule make_report:
             caption="../report/layer_error.rst",
             category="Figures",
         ),
+        # the sha256 of each report file: a hand edit stops the next run, as for any artifact
+        provenance="results/report/provenance.json",
     log:
         "logs/report/make_report.log",
     benchmark:

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import pytest
 import yaml
 
 from tests.conftest import REPO, snakemake, write_config
@@ -52,6 +53,17 @@ def test_corrupt_artifact_stops_the_run_before_anything_is_deleted(tiny_copy):
     # The fix it names is accepted: forcing the rule that made the file plans its rebuild.
     out = snakemake(tiny_copy, "-n", "--cores", "1", "--forcerun", "train_baseline")
     assert "train_baseline" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "path, rule", [("results/report/summary.csv", "make_report"), ("results/resnet18/fp32/history.json", "train_baseline")]
+)
+def test_a_hand_edited_result_is_seen_when_there_is_nothing_to_do(tiny_copy, path, rule):
+    """It used to get "Nothing to be done" and exit 0: the check ran only before jobs that were about to run."""
+    edited = tiny_copy / path
+    edited.write_text(edited.read_text().replace("0", "1", 1))
+    line = _fails_with_one_line(tiny_copy, "-n", "--cores", "1", needles=[f"artifact '{path}'", f"fix: rebuild it with --forcerun {rule}"])
+    assert line.startswith("compressflow error: ")
 
 
 def test_rebuilt_identical_splits_retrain_nothing(tiny_copy):

@@ -259,3 +259,19 @@ def test_manifest_follows_content_not_mtime(tmp_path):
     Image.new("RGB", (10, 10), 10).save(tmp_path / "b" / "2.png")
     added = data.manifest_digest(data.scan_imagefolder(tmp_path)[2])
     assert len({digest, edited, added}) == 3
+
+
+def test_a_read_only_sub_folder_of_results_is_one_line(tmp_path):
+    """A job that writes there would fail late with Snakemake's traceback: refused at parse time instead."""
+    import subprocess
+
+    sub = tmp_path / "results" / "resnet18" / "fused"
+    sub.mkdir(parents=True)
+    if subprocess.run(["mount", "--bind", "-o", "ro", str(sub), str(sub)], capture_output=True).returncode != 0:
+        pytest.skip("needs root and bind mounts (a chmod does not stop root)")
+    try:
+        with pytest.raises(CompressflowError, match=r"results/resnet18/fused' is not writable.*fix: make it writable"):
+            cfcheck.check_writable(tmp_path)
+    finally:
+        subprocess.run(["umount", str(sub)])
+    cfcheck.check_writable(tmp_path)
