@@ -28,7 +28,7 @@ import torch
 from compressflow import artifacts, data, fusion, models, prune, recipes, sysinfo
 from compressflow.quantize import graph
 from compressflow.quantize.qconfig import qconfig_spec
-from compressflow.unsupported import Unsupported
+from compressflow.unsupported import Unsupported, from_exception
 
 # arch -> arch_kwargs (ViT's position embedding is sized for image_size; 32 px makes 2x2 patches of 16).
 ARCHS = {
@@ -38,6 +38,18 @@ ARCHS = {
     "regnet_y_400mf": {},
     "convnext_tiny": {},
     "vit_b_16": {"image_size": 32},
+    "lstm": {},  # compressflow's own RowLSTM (arch: lstm)
+}
+# Your own module (module + code_path): the example in docs/examples, as a user's config names it.
+MODULES = {"mynets.small:build": str(Path(__file__).resolve().parent.parent / "docs" / "examples")}
+# The rule of the workflow each cell stands for (how an exception inside a library is classified, as in a run).
+CELL_RULES = {
+    "fuse": "fuse",
+    "ptq": "ptq",
+    "prune_channels": "prune_channels",
+    "onnx_export": "export_onnx",
+    "onnxruntime-int8": "quantize_onnxruntime",
+    "openvino-int8": "quantize_openvino",
 }
 CELLS = ("fuse", "ptq", "prune_channels", "onnx_export", "onnxruntime-int8", "openvino-int8")
 SIZE = 32
@@ -62,7 +74,8 @@ def _model(arch: str, kwargs: dict) -> tuple[torch.nn.Module, dict]:
     """A seeded untrained model whose BatchNorm running statistics match the data (at init they are 0/1,
     which leaves some networks' logits near 1e-16 and every parity figure meaningless)."""
     torch.manual_seed(0)
-    model = models.build(arch, 10, **kwargs)
+    source = {"module": arch, "code_path": MODULES[arch]} if arch in MODULES else {}
+    model = models.build(None if source else arch, 10, **source, **kwargs)
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for bn in bns:
         bn.reset_running_stats()
@@ -75,7 +88,7 @@ def _model(arch: str, kwargs: dict) -> tuple[torch.nn.Module, dict]:
     head = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
     if not head.weight.any():  # torchvision's ViT zero-initialises its head: every logit would be 0
         torch.nn.init.normal_(head.weight, std=0.02)
-    return model.eval(), recipes.base_recipe(arch, 10, kwargs)
+    return model.eval(), recipes.base_recipe(arch, 10, kwargs, **source)
 
 
 def _logits(fn, split) -> torch.Tensor:
@@ -178,7 +191,12 @@ def run_cell(arch: str, kwargs: dict, cell: str, calib, test, tmp: Path) -> dict
     except Unsupported as exc:
         row.update(status="unsupported", reason=str(exc))
     except Exception as exc:  # noqa: BLE001 - the matrix records a bug as "error" and goes on (the workflow fails loudly)
-        row.update(status="error", reason=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}")
+        # an exception inside the library the cell calls is "unsupported", as the workflow's job would say
+        found = from_exception(exc, CELL_RULES[cell], {"model": arch, "variant": f"<your {cell} variant>"}, "the job log")
+        if found is not None:
+            row.update(status="unsupported", reason=str(found))
+        else:
+            row.update(status="error", reason=f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}")
     return row
 
 
@@ -239,24 +257,34 @@ def doc(rows) -> str:
     for a in archs:
         kw = by[(a, cells[0])]["arch_kwargs"]
         name = f"{a} `{kw}`" if kw else a
+        if a in MODULES:
+            name = f"your own module: `{a}` ([examples/mynets/small.py](examples/mynets/small.py))"
+        elif a == "lstm":
+            name = "lstm (RowLSTM)"
         lines.append(f"| {name} | " + " | ".join(cell_text(by[(a, c)]) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--archs", default=",".join(ARCHS))
+    ap.add_argument("--archs", default=",".join([*ARCHS, *MODULES]))
     ap.add_argument("--cells", default=",".join(CELLS))
     ap.add_argument("--out", default="benchmarks/support_matrix.csv")
     ap.add_argument("--doc", default=None, help="also write the markdown matrix here (e.g. docs/support.md)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--doc-only", action="store_true", help="only rewrite --doc from the CSV at --out")
+    ap.add_argument("--merge", action="store_true", help="replace only these archs' rows of the CSV at --out, keep the others")
     a = ap.parse_args(argv)
     if a.doc_only:
         Path(a.doc).write_text(doc(read_csv(a.out)))
         return
     torch.set_num_threads(a.threads)
     rows = matrix(a.archs.split(","), a.cells.split(","))
+    if a.merge and Path(a.out).exists():
+        new = {(r["arch"], r["cell"]): r for r in rows}
+        kept = [r for r in read_csv(a.out) if (r["arch"], r["cell"]) not in new]
+        order = [*ARCHS, *MODULES]
+        rows = sorted([*kept, *rows], key=lambda r: (order.index(r["arch"]) if r["arch"] in order else len(order), CELLS.index(r["cell"])))
     write_csv(rows, a.out)
     if a.doc:
         Path(a.doc).write_text(doc(rows))
