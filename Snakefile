@@ -68,6 +68,8 @@ rule all:
         # evaluated while the DAG is built, so also when there is nothing to do
         unchanged_artifacts,
         rules.make_report.output,
+        [f"results/report/sweeps/{s}.csv" for s in SWEEPS],
+        [f"results/report/sweeps/{s}.png" for s in SWEEPS],
         rules.record_environment.output,
         quantize_targets(),
         rules.collect_benchmarks.output,

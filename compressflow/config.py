@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -174,6 +175,34 @@ def check_schema(config: dict, schema_path) -> None:
             f"config key '{_where(e)}': {_describe(e)}",
             f"edit it in the config file (schema: {Path(schema_path).name}, docs: config/README.md)",
         )
+
+
+def expand_sweeps(config: dict, schema_path, fill_defaults=None) -> dict:
+    """``config["variants"]`` with every sweep point added (compressflow/sweeps.py); returns the sweeps' description.
+
+    Each point is checked by the schema as a variant, and an error names the sweep and the point;
+    ``fill_defaults(config)`` (Snakemake's ``validate``) then fills the points' defaults as for any variant.
+    """
+    from compressflow import sweeps
+
+    expanded, meta = sweeps.expand(config.get("sweeps") or {}, config.get("variants") or {})
+    points = [(sweep, point) for sweep, m in meta.items() for point in m["points"]]
+    if points:
+        probe = {"models": config["models"], "variants": {f"sweep-point-{i}": expanded[p] for i, (_, p) in enumerate(points)}}
+        try:
+            check_schema(probe, schema_path)
+        except CompressflowError as exc:
+            text = str(exc)
+            for i, (sweep, point) in enumerate(points):
+                key = f"variants.sweep-point-{i}"
+                if re.search(rf"{re.escape(key)}\b", text):
+                    what = exc.what.replace(key, f"sweeps.{sweep} (point '{point}')")
+                    raise CompressflowError(what, exc.fix) from exc
+            raise
+        if fill_defaults is not None:
+            fill_defaults(probe)
+    config["variants"] = expanded
+    return meta
 
 
 def check_variants(config: dict) -> None:

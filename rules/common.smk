@@ -24,6 +24,8 @@ try:
     validate(
         config, SCHEMA
     )  # fills in the schema's defaults; cannot fail after the check
+    # Every sweep point becomes an ordinary variant (compressflow/sweeps.py).
+    SWEEPS = cfcheck.expand_sweeps(config, SCHEMA, lambda c: validate(c, SCHEMA))
     DATASET_MANIFEST = cfcheck.check(config, ".")
 except CompressflowError as _exc:
     sys.exit(f"compressflow config error: {_exc}")

@@ -139,3 +139,32 @@ def report_failures(snakemake_log):
     print(f"compressflow: {len(lines)} job(s) failed:", file=sys.stderr)
     for line in lines:
         print(f"  {line}", file=sys.stderr)
+
+
+rule sweep_report:
+    input:
+        csv="results/report/summary.csv",
+    output:
+        csv=report(
+            "results/report/sweeps/{sweep}.csv",
+            caption="../report/sweep.rst",
+            category="Sweeps",
+        ),
+        png=report(
+            "results/report/sweeps/{sweep}.png",
+            caption="../report/sweep.rst",
+            category="Sweeps",
+        ),
+        pdf="results/report/sweeps/{sweep}.pdf",
+        tex="results/report/sweeps/{sweep}.tex",
+    log:
+        "logs/report/sweeps/{sweep}.log",
+    wildcard_constraints:
+        sweep=alternation(SWEEPS),
+    conda:
+        "../envs/report.yaml"
+    params:
+        name=lambda w: w.sweep,
+        sweep=lambda w: canonical(SWEEPS[w.sweep]),
+    script:
+        "../scripts/sweep_report.py"

@@ -1,0 +1,195 @@
+"""A sweep's table and figure, from the summary table: each point's top-1, latency and size against its knob.
+
+One knob: three panels stacked for one column (top-1, latency p50, size), one line per model and
+runtime, the swept value on the x axis, each point with its interval (Wilson for top-1, the bootstrap
+for latency; with ``repeats``, the mean and the standard deviation over seeds). Two knobs or more: a
+heat map of top-1 and one of latency per model and runtime, the first knob down, the others across.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from compressflow import files, plotting
+from compressflow.report import STATS
+from compressflow.sweeps import value_text
+
+#: Okabe & Ito's colour-blind-safe palette (Color Universal Design), in its usual order without black.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+COLUMN_IN = 3.3  # one column of a two-column paper
+METRICS = [
+    ("top1", "top-1 (test)"),
+    ("latency_ms_p50", "latency p50 (ms)"),
+    ("size_mb", "size (MiB)"),
+]
+
+
+def style():
+    """The one style of the report's figures: small serif-free type that stays readable at one column."""
+    plt = plotting.pyplot()
+    plt.rcParams.update(
+        {
+            "font.size": 7,
+            "axes.titlesize": 7,
+            "axes.labelsize": 7,
+            "xtick.labelsize": 6,
+            "ytick.labelsize": 6,
+            "legend.fontsize": 6,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "lines.linewidth": 1.0,
+            "lines.markersize": 3.5,
+            "pdf.fonttype": 42,
+        }
+    )
+    return plt
+
+
+def table(summary: pd.DataFrame, sweep: dict) -> pd.DataFrame:
+    """One row per point and runtime row: the knobs' values, then the metrics with their intervals."""
+    points, axes = sweep["points"], sweep["axes"]
+    rows = []
+    for _, r in summary.iterrows():
+        base = r.variant.split(" (mean of ")[0]
+        if base not in points:
+            continue
+        aggregate = " (mean of " in r.variant
+        same = (summary.model == r.model) & (summary.runtime == r.runtime)
+        if not aggregate and (same & summary.variant.str.startswith(f"{base} (mean of ")).any():
+            continue  # the aggregate row speaks for the seeds
+        row = {k: points[base][k] for k in axes}
+        row.update(model=r.model, runtime=r.runtime, variant=base)
+        for metric in ("top1", "latency_ms_p50"):
+            row[metric] = r[metric]
+            if aggregate:
+                std = r.get(f"{metric}_std")
+                row[f"{metric}_lo"], row[f"{metric}_hi"] = r[metric] - std, r[metric] + std
+            else:
+                row[f"{metric}_lo"], row[f"{metric}_hi"] = r.get(f"{metric}_lo"), r.get(f"{metric}_hi")
+        row.update(size_mb=r.size_mb, n_seeds=r.n_seeds if aggregate else 1, note=r.note if isinstance(r.note, str) else "")
+        rows.append(row)
+    columns = [*axes, "model", "runtime", "variant", "top1", "top1_lo", "top1_hi", "latency_ms_p50", "latency_ms_p50_lo"]
+    columns += ["latency_ms_p50_hi", "size_mb", "n_seeds", "note"]
+    out = pd.DataFrame(rows, columns=columns)
+    # points in the order the config lists each knob's values (so lines run along the axis)
+    rank = {k: {value_text(v): i for i, v in enumerate(sweep["values"][k])} for k in axes}
+    keys = [tuple(rank[k][value_text(r[k])] for k in axes) for _, r in out.iterrows()]
+    out = out.assign(_rank=keys).sort_values(["model", "runtime", "_rank"]).drop(columns="_rank")
+    return out.reset_index(drop=True)
+
+
+def _numeric(values) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def figure(df: pd.DataFrame, sweep: dict, name: str, png_path, pdf_path) -> None:
+    plt = style()
+    axes = sweep["axes"]
+    if df.empty or df.top1.isna().all():
+        fig, ax = plt.subplots(figsize=(COLUMN_IN, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"sweep {name}: no point was measured", ha="center", va="center")
+    elif len(axes) == 1:
+        fig = _lines(plt, df, axes[0], name, sweep)
+    else:
+        fig = _heatmaps(plt, df, axes, name)
+    plotting.save_png(fig, png_path, dpi=200)
+    with files.atomic_path(pdf_path) as tmp, open(tmp, "wb") as f:
+        fig.savefig(f, format="pdf", metadata={"CreationDate": None, "Producer": None, "Creator": None})
+    plt.close(fig)
+
+
+def _lines(plt, df, knob, name, sweep):
+    values = list(sweep["values"][knob])
+    numeric = _numeric(values)
+    position = {v if numeric else str(v): (v if numeric else i) for i, v in enumerate(values)}
+    fig, panels = plt.subplots(len(METRICS), 1, figsize=(COLUMN_IN, 4.2), sharex=True)
+    level = f"{100 * STATS['confidence']:g}%"
+    groups = list(df.groupby(["model", "runtime"], sort=True))
+    for i, ((model, runtime), g) in enumerate(groups):
+        x = [position[v if numeric else str(v)] for v in g[knob]]
+        label = f"{model} · {runtime}" if df.model.nunique() > 1 else runtime
+        for ax, (metric, _) in zip(panels, METRICS, strict=True):
+            y = pd.to_numeric(g[metric], errors="coerce")
+            kw = {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)], "label": label}
+            if f"{metric}_lo" in g:
+                lo = (y - pd.to_numeric(g[f"{metric}_lo"], errors="coerce")).fillna(0).clip(lower=0)
+                hi = (pd.to_numeric(g[f"{metric}_hi"], errors="coerce") - y).fillna(0).clip(lower=0)
+                ax.errorbar(x, y, yerr=[lo, hi], capsize=2, elinewidth=0.7, **kw)
+            else:
+                ax.plot(x, y, **kw)
+    for ax, (_metric, label) in zip(panels, METRICS, strict=True):
+        ax.set_ylabel(label)
+    seeds = df.n_seeds.max() if "n_seeds" in df else 1
+    interval = "mean ± std over seeds" if seeds and seeds > 1 else f"{level} intervals"
+    panels[0].set_title(f"sweep {name}: {sweep['technique']}, {interval}")
+    panels[-1].set_xlabel(knob)
+    if not numeric:
+        panels[-1].set_xticks(list(position.values()), list(position))
+    handles, labels = panels[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(labels)), frameon=False, bbox_to_anchor=(0.5, 0))
+    fig.tight_layout(rect=(0, 0.04 * math.ceil(len(labels) / 3) + 0.02, 1, 1))
+    return fig
+
+
+def _heatmaps(plt, df, axes, name):
+    row_knob, col_knobs = axes[0], axes[1:]
+    groups = list(df.groupby(["model", "runtime"], sort=True))
+    fig, grid = plt.subplots(len(groups), 2, figsize=(COLUMN_IN, 1.9 * len(groups) + 0.4), squeeze=False)
+    for (model, runtime), (ax_acc, ax_lat) in zip([k for k, _ in groups], grid, strict=True):
+        g = df[(df.model == model) & (df.runtime == runtime)].copy()
+        g["_col"] = [",".join(f"{k}={r[k]}" for k in col_knobs) if len(col_knobs) > 1 else str(r[col_knobs[0]]) for _, r in g.iterrows()]
+        rows = list(dict.fromkeys(g[row_knob]))
+        cols = list(dict.fromkeys(g._col))
+        for ax, metric, title, fmt, cmap in (
+            (ax_acc, "top1", "top-1", "{:.3f}", "viridis"),
+            (ax_lat, "latency_ms_p50", "latency p50 (ms)", "{:.3g}", "cividis"),
+        ):
+            cells = g.pivot_table(index=row_knob, columns="_col", values=metric, aggfunc="first").reindex(index=rows, columns=cols)
+            ax.imshow(cells.to_numpy(dtype=float), cmap=cmap, aspect="auto")
+            for (i, j), v in pd.DataFrame(cells.to_numpy(dtype=float)).stack().items():
+                ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=5.5, color="white")
+            ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
+            ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+            ax.grid(False)
+            ax.set_title(f"{title}\n{model} · {runtime}")
+            ax.set_xlabel(",".join(col_knobs))
+        ax_acc.set_ylabel(row_knob)
+    fig.suptitle(f"sweep {name}", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def latex(df: pd.DataFrame, sweep: dict, path) -> None:
+    """A booktabs table: the knobs, then top-1 [interval], latency p50 [interval] and size."""
+    axes = sweep["axes"]
+    head = [*axes, "model", "runtime", "top-1", "latency p50 (ms)", "size (MiB)"]
+    lines = ["\\begin{tabular}{" + "l" * (len(axes) + 2) + "rrr}", "\\toprule", " & ".join(_tex(h) for h in head) + " \\\\", "\\midrule"]
+    for _, r in df.iterrows():
+        cells = [_tex(str(r[k])) for k in axes] + [_tex(r.model), _tex(r.runtime)]
+        cells.append(_interval(r.top1, r.top1_lo, r.top1_hi, "{:.3f}"))
+        cells.append(_interval(r.latency_ms_p50, r.latency_ms_p50_lo, r.latency_ms_p50_hi, "{:.3g}"))
+        cells.append("--" if pd.isna(r.size_mb) else f"{r.size_mb:.3g}")
+        lines.append(" & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    with files.atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def _interval(v, lo, hi, fmt: str) -> str:
+    if pd.isna(v):
+        return "--"
+    if pd.isna(lo) or pd.isna(hi):
+        return fmt.format(v)
+    return f"{fmt.format(v)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+def _tex(text: str) -> str:
+    for a, b in (("\\", "\\textbackslash{}"), ("_", "\\_"), ("%", "\\%"), ("&", "\\&"), ("#", "\\#"), ("$", "\\$")):
+        text = str(text).replace(a, b)
+    return text
