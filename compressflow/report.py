@@ -591,54 +591,84 @@ def _latex_cell(value, lo, hi, std, n_seeds, fmt: str, style: str) -> str:
 
 
 def pareto_plot(df: pd.DataFrame, png_path, pdf_path) -> None:
-    """Top-1 vs latency per model; marker area = size, error bars = the intervals, the front drawn, the recommended artifact starred.
+    """Top-1 vs latency, one panel per model at one column's width.
 
+    Every artifact is a small muted marker (its shape: the runtime); the Pareto front is drawn and its
+    points numbered, with their intervals; the recommended artifact is starred. A numbered key under each
+    panel names the front's points, so no label overlaps however many artifacts there are.
     Seed aggregates are not drawn: each seed's artifact is.
     """
     import matplotlib.ticker
 
-    plt = plotting.pyplot()
+    plt = plotting.style()
     data = df[df.latency_ms_p50.notna() & df.top1.notna()]
     if "n_seeds" in data:
         data = data[data.n_seeds.isna()]
-    models = sorted(data.model.unique())
-    fig, axes = plt.subplots(1, max(1, len(models)), figsize=(6 * max(1, len(models)), 4.5), squeeze=False)
+    models = sorted(data.model.unique()) or [""]
     runtimes = sorted(data.runtime.unique())
-    colors = {r: plt.cm.tab10(i % 10) for i, r in enumerate(runtimes)}
-    for ax, model in zip(axes[0], models, strict=False):
+    marker = {r: plotting.MARKERS[i % len(plotting.MARKERS)] for i, r in enumerate(runtimes)}
+    fronts = {m: pareto_front(data[data.model == m]) for m in models}
+    key_lines = {m: len(fronts[m]) for m in models}
+    heights = [2.4 + 0.085 * key_lines[m] for m in models]
+    fig, axes = plt.subplots(
+        len(models), 1, figsize=(plotting.COLUMN_IN, sum(heights) + 0.2), squeeze=False, gridspec_kw={"height_ratios": heights}
+    )
+    level = f"{100 * df.attrs.get('confidence', STATS['confidence']):g}%"
+    for ax, model in zip(axes[:, 0], models, strict=True):
         d = data[data.model == model]
         for runtime, g in d.groupby("runtime"):
-            ax.scatter(g.latency_ms_p50, g.top1, s=20 + 4 * g.size_mb, alpha=0.6, color=colors[runtime], label=runtime)
-            if {"top1_lo", "latency_ms_p50_lo"} <= set(g.columns):
-                ax.errorbar(
-                    g.latency_ms_p50,
-                    g.top1,
-                    xerr=[(g.latency_ms_p50 - g.latency_ms_p50_lo).fillna(0), (g.latency_ms_p50_hi - g.latency_ms_p50).fillna(0)],
-                    yerr=[(g.top1 - g.top1_lo).fillna(0), (g.top1_hi - g.top1).fillna(0)],
-                    fmt="none",
-                    ecolor=colors[runtime],
-                    alpha=0.5,
-                    lw=0.8,
-                )
-            for _, row in g.iterrows():
-                ax.annotate(row.variant, (row.latency_ms_p50, row.top1), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        front = pareto_front(d)
-        ax.step(front.latency_ms_p50, front.top1, where="post", color="black", lw=1, label="Pareto front")
+            ax.scatter(g.latency_ms_p50, g.top1, s=9, marker=marker[runtime], color=plotting.MUTED, alpha=0.55, lw=0, label=runtime)
+        front = fronts[model]
+        ax.step(front.latency_ms_p50, front.top1, where="post", color=plotting.PALETTE[0], lw=0.8, label="Pareto front")
+        if len(front):
+            ax.errorbar(
+                front.latency_ms_p50,
+                front.top1,
+                xerr=[
+                    (front.latency_ms_p50 - front.latency_ms_p50_lo).fillna(0).clip(lower=0),
+                    (front.latency_ms_p50_hi - front.latency_ms_p50).fillna(0).clip(lower=0),
+                ],
+                yerr=[(front.top1 - front.top1_lo).fillna(0).clip(lower=0), (front.top1_hi - front.top1).fillna(0).clip(lower=0)],
+                fmt="none",
+                ecolor=plotting.PALETTE[0],
+                elinewidth=0.6,
+                alpha=0.8,
+            )
+        for i, (_, row) in enumerate(front.iterrows(), start=1):
+            ax.scatter([row.latency_ms_p50], [row.top1], s=16, marker=marker[row.runtime], color=plotting.PALETTE[0], zorder=4)
+            ax.annotate(
+                str(i), (row.latency_ms_p50, row.top1), fontsize=6, xytext=(2, 3), textcoords="offset points", color=plotting.PALETTE[0]
+            )
         rec = d[d.recommended == True]  # noqa: E712
-        ax.scatter(rec.latency_ms_p50, rec.top1, marker="*", s=300, color="gold", edgecolor="black", label="recommended", zorder=5)
+        ax.scatter(
+            rec.latency_ms_p50,
+            rec.top1,
+            marker="*",
+            s=70,
+            color=plotting.PALETTE[1],
+            edgecolor="black",
+            lw=0.4,
+            label="recommended",
+            zorder=5,
+        )
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        level = f"{100 * df.attrs.get('confidence', STATS['confidence']):g}%"
-        ax.set_xlabel(f"latency p50 (ms, batch 1, {int(d.latency_input.max())} px), {level} bootstrap interval")
-        ax.set_ylabel(f"top-1 (test), {level} Wilson interval")
-        ax.set_title(model)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        size = f", {int(d.latency_input.max())} px" if len(d) and d.latency_input.notna().any() else ""
+        ax.set_xlabel(f"latency p50 (ms, batch 1{size}; {level} bootstrap)")
+        ax.set_ylabel(f"top-1 ({level} Wilson)")
+        ax.text(0.02, 0.04, model, transform=ax.transAxes, fontsize=7, fontweight="bold", va="bottom")
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=5, markerscale=1.2, frameon=False, columnspacing=0.8)
+        key = [
+            f"{i} {row.variant} · {row.runtime}: {row.top1:.3f}, {row.latency_ms_p50:.3g} ms"
+            + (" (recommended)" if row.recommended == True else "")  # noqa: E712
+            for i, (_, row) in enumerate(front.iterrows(), start=1)
+        ]
+        if key:
+            ax.text(0, -0.3, "\n".join(key), transform=ax.transAxes, fontsize=5.5, va="top", ha="left", family="monospace")
     fig.tight_layout()
-    plotting.save_png(fig, png_path, dpi=120)
-    with files.atomic_path(pdf_path) as tmp, open(tmp, "wb") as f:
-        fig.savefig(f, format="pdf", metadata={"CreationDate": None, "Producer": None, "Creator": None})
+    plotting.save_png(fig, png_path, dpi=200)
+    plotting.save_pdf(fig, pdf_path)
     plt.close(fig)
 
 

@@ -16,38 +16,11 @@ from compressflow import files, plotting
 from compressflow.report import STATS
 from compressflow.sweeps import value_text
 
-#: Okabe & Ito's colour-blind-safe palette (Color Universal Design), in its usual order without black.
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442"]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
-COLUMN_IN = 3.3  # one column of a two-column paper
 METRICS = [
     ("top1", "top-1 (test)"),
     ("latency_ms_p50", "latency p50 (ms)"),
     ("size_mb", "size (MiB)"),
 ]
-
-
-def style():
-    """The one style of the report's figures: small serif-free type that stays readable at one column."""
-    plt = plotting.pyplot()
-    plt.rcParams.update(
-        {
-            "font.size": 7,
-            "axes.titlesize": 7,
-            "axes.labelsize": 7,
-            "xtick.labelsize": 6,
-            "ytick.labelsize": 6,
-            "legend.fontsize": 6,
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "axes.grid": True,
-            "grid.alpha": 0.3,
-            "lines.linewidth": 1.0,
-            "lines.markersize": 3.5,
-            "pdf.fonttype": 42,
-        }
-    )
-    return plt
 
 
 def table(summary: pd.DataFrame, sweep: dict) -> pd.DataFrame:
@@ -88,10 +61,10 @@ def _numeric(values) -> bool:
 
 
 def figure(df: pd.DataFrame, sweep: dict, name: str, png_path, pdf_path) -> None:
-    plt = style()
+    plt = plotting.style()
     axes = sweep["axes"]
     if df.empty or df.top1.isna().all():
-        fig, ax = plt.subplots(figsize=(COLUMN_IN, 1.2))
+        fig, ax = plt.subplots(figsize=(plotting.COLUMN_IN, 1.2))
         ax.axis("off")
         ax.text(0.5, 0.5, f"sweep {name}: no point was measured", ha="center", va="center")
     elif len(axes) == 1:
@@ -99,8 +72,7 @@ def figure(df: pd.DataFrame, sweep: dict, name: str, png_path, pdf_path) -> None
     else:
         fig = _heatmaps(plt, df, axes, name)
     plotting.save_png(fig, png_path, dpi=200)
-    with files.atomic_path(pdf_path) as tmp, open(tmp, "wb") as f:
-        fig.savefig(f, format="pdf", metadata={"CreationDate": None, "Producer": None, "Creator": None})
+    plotting.save_pdf(fig, pdf_path)
     plt.close(fig)
 
 
@@ -108,7 +80,7 @@ def _lines(plt, df, knob, name, sweep):
     values = list(sweep["values"][knob])
     numeric = _numeric(values)
     position = {v if numeric else str(v): (v if numeric else i) for i, v in enumerate(values)}
-    fig, panels = plt.subplots(len(METRICS), 1, figsize=(COLUMN_IN, 4.2), sharex=True)
+    fig, panels = plt.subplots(len(METRICS), 1, figsize=(plotting.COLUMN_IN, 4.2), sharex=True)
     level = f"{100 * STATS['confidence']:g}%"
     groups = list(df.groupby(["model", "runtime"], sort=True))
     for i, ((model, runtime), g) in enumerate(groups):
@@ -116,7 +88,11 @@ def _lines(plt, df, knob, name, sweep):
         label = f"{model} · {runtime}" if df.model.nunique() > 1 else runtime
         for ax, (metric, _) in zip(panels, METRICS, strict=True):
             y = pd.to_numeric(g[metric], errors="coerce")
-            kw = {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)], "label": label}
+            kw = {
+                "color": plotting.PALETTE[i % len(plotting.PALETTE)],
+                "marker": plotting.MARKERS[i % len(plotting.MARKERS)],
+                "label": label,
+            }
             if f"{metric}_lo" in g:
                 lo = (y - pd.to_numeric(g[f"{metric}_lo"], errors="coerce")).fillna(0).clip(lower=0)
                 hi = (pd.to_numeric(g[f"{metric}_hi"], errors="coerce") - y).fillna(0).clip(lower=0)
@@ -140,7 +116,7 @@ def _lines(plt, df, knob, name, sweep):
 def _heatmaps(plt, df, axes, name):
     row_knob, col_knobs = axes[0], axes[1:]
     groups = list(df.groupby(["model", "runtime"], sort=True))
-    fig, grid = plt.subplots(len(groups), 2, figsize=(COLUMN_IN, 1.9 * len(groups) + 0.4), squeeze=False)
+    fig, grid = plt.subplots(len(groups), 2, figsize=(plotting.COLUMN_IN, 1.9 * len(groups) + 0.4), squeeze=False)
     for (model, runtime), (ax_acc, ax_lat) in zip([k for k, _ in groups], grid, strict=True):
         g = df[(df.model == model) & (df.runtime == runtime)].copy()
         g["_col"] = [",".join(f"{k}={r[k]}" for k in col_knobs) if len(col_knobs) > 1 else str(r[col_knobs[0]]) for _, r in g.iterrows()]
