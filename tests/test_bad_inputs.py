@@ -87,8 +87,47 @@ def _set(dotted, value):
     return mutate
 
 
+def _user_module(forward_out: str):
+    """A user package whose model's forward returns ``forward_out`` (a Python expression of x)."""
+
+    def make(t):
+        pkg = t / "code" / "badnets"
+        pkg.mkdir(parents=True, exist_ok=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "net.py").write_text(
+            "import torch\nclass Net(torch.nn.Module):\n    def __init__(self, num_classes):\n        super().__init__()\n"
+            "        self.fc = torch.nn.Linear(3, 1000)\n    def forward(self, x):\n"
+            f"        return {forward_out}\ndef build(num_classes):\n    return Net(num_classes)\n"
+        )
+        return {"module": "badnets.net:build", "code_path": str(t / "code"), "train": {"epochs": 1, "lr": 0.1, "batch_size": 64}}
+
+    return make
+
+
 CASES = {
     "unknown key": (_set("colour", "blue"), ["unknown key(s) ['colour']", "allowed keys"]),
+    # issue 30: each was accepted, then a job failed, or numbers came out silently wrong
+    "crop larger than the resize": (
+        _set("dataset.preprocess", {"preset": "imagenet", "resize": 16, "crop": 32}),
+        ["dataset.preprocess.crop 32 is larger than the resized image", "use a crop of at most 16"],
+    ),
+    "empty models list drops a variant": (_set("variants.fused.models", []), ["variants.fused.models is an empty list"]),
+    "student_from its own variant": (
+        _set("variants.kd-pruned.student_from", "kd-pruned"),
+        ["variants.kd-pruned depends on itself (variants.kd-pruned.student_from -> 'kd-pruned')"],
+    ),
+    "dynamic built from an INT8 variant": (
+        _set("variants.dyn-int8/dyn", {"from": "dyn-int8", "technique": "dynamic"}),
+        ["variants.dyn-int8/dyn (dynamic) is built from 'dyn-int8', which is already INT8 (dynamic)"],
+    ),
+    "user factory with 1000 logits for 10 classes": (
+        _set("models.resnet18", _user_module("self.fc(x.mean((2, 3)))")),
+        ["badnets.net:build': forward of 2 images gives shape [2, 1000], not [2, 10]", "num_classes=10"],
+    ),
+    "user factory whose forward returns a tuple": (
+        _set("models.resnet18", _user_module("self.fc(x.mean((2, 3))), x")),
+        ["forward returns tuple, not a logits tensor"],
+    ),
     "unknown nested key": (_set("dataset.size", 3), ["dataset", "unknown key(s) ['size']"]),
     "wrong type": (_set("seed", "zero"), ["'seed'", "wrong type"]),
     "input size too small": (_set("dataset.input_size", 4), ["dataset.input_size", "minimum 8"]),
