@@ -7,6 +7,7 @@ each transform is ``{"kind": ..., ...}`` and is replayed by the module that made
 from __future__ import annotations
 
 import importlib
+from collections import OrderedDict
 
 import torch
 
@@ -133,6 +134,20 @@ def read_state_dict(path, what: str, key: str | None = None, notes: list | None 
 AVERAGED_MODEL_KEYS = ("n_averaged",)
 
 
+def _rebuilt(state: dict, items, prefix: str = "") -> dict:
+    """A new state dict of ``items`` that keeps ``state``'s ``_metadata`` (the module versions torch's loaders read:
+    quantized modules load another layout without it), its module paths moved out from under ``prefix``."""
+    out = OrderedDict(items)
+    meta = getattr(state, "_metadata", None)
+    if meta is not None:
+        out._metadata = OrderedDict(
+            (k[len(prefix) :] if prefix and k.startswith(prefix) else ("" if prefix and k == prefix[:-1] else k), v)
+            for k, v in meta.items()
+            if not prefix or k.startswith(prefix) or k == prefix[:-1]
+        )
+    return out
+
+
 def _fits(keys: set, own: set) -> bool:
     """Every weight of the model is there (BatchNorm's num_batches_tracked may be missing: torch fills it) and nothing else."""
     return {k for k in own if not k.endswith("num_batches_tracked")} <= keys <= own
@@ -158,7 +173,7 @@ def align_keys(state: dict, own_keys, source: str, prefix: str | None = None, no
     """
     own = set(own_keys)
     if prefix is not None:
-        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        sub = _rebuilt(state, ((k[len(prefix) :], v) for k, v in state.items() if k.startswith(prefix)), prefix)
         if not sub:
             raise CompressflowError(
                 f"no key of '{source}' starts with checkpoint_prefix '{prefix}' (first keys: {sorted(state)[:3]})",
@@ -167,7 +182,7 @@ def align_keys(state: dict, own_keys, source: str, prefix: str | None = None, no
         return sub
     if _fits(set(state), own):
         return state
-    state = {k: v for k, v in state.items() if k not in AVERAGED_MODEL_KEYS or k in own}
+    state = _rebuilt(state, ((k, v) for k, v in state.items() if k not in AVERAGED_MODEL_KEYS or k in own))
     if _fits(set(state), own):
         return state
     fitting = []
@@ -184,7 +199,7 @@ def align_keys(state: dict, own_keys, source: str, prefix: str | None = None, no
     if not fitting:
         return state  # load_state says what does not fit, with the prefix that comes closest
     p = fitting[0]
-    sub = {k[len(p) :]: v for k, v in state.items() if k.startswith(p)}
+    sub = _rebuilt(state, ((k[len(p) :], v) for k, v in state.items() if k.startswith(p)), p)
     if notes is not None:
         left = len(state) - len(sub)
         notes.append(
@@ -223,7 +238,9 @@ def load_state(
     own = model.state_dict()
     state_dict = align_keys(state_dict, own, source, prefix, notes)
     # BatchNorm's num_batches_tracked may be absent (older checkpoints): torch itself loads those with its default.
-    state_dict = {**{k: v for k, v in own.items() if k.endswith("num_batches_tracked") and k not in state_dict}, **state_dict}
+    absent = [k for k in own if k.endswith("num_batches_tracked") and k not in state_dict]
+    if absent:
+        state_dict = _rebuilt(state_dict, [*state_dict.items(), *((k, own[k]) for k in absent)])
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     if missing or unexpected:

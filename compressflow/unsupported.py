@@ -88,6 +88,9 @@ def write_markers(outputs: dict, reason: str, fix: str, source: str | None = Non
                     tmp.write_bytes(MARKER + json.dumps(rec, sort_keys=True).encode() + b"\n")
 
 
+# compressflow's own file handling (artifacts, recipes, splits, hashes): an exception under these is a bug in
+# compressflow even when torch raised it (a state dict it saved wrongly), never "unsupported".
+OWN_IO_MODULES = frozenset({"artifacts.py", "recipes.py", "files.py", "verify.py", "provenance.py", "data.py", "smk.py"})
 # Rules that apply no technique or runtime to a model: any exception there is a failure, never "unsupported".
 NOT_A_TECHNIQUE = frozenset({"prepare_data", "train_baseline", "make_report", "collect_benchmarks", "record_environment"})
 _OURS = tuple(str(Path(__file__).resolve().parent.parent / d) + "/" for d in ("compressflow", "scripts", "tests", "benchmarks"))
@@ -126,6 +129,9 @@ def from_exception(exc: BaseException, rule: str, wildcards: dict, log=None) -> 
         frames.append(tb.tb_frame)
         tb = tb.tb_next
     stdlib = _stdlib_dirs()
+    ours = [f for f in frames if str(Path(f.f_code.co_filename).resolve()).startswith(_OURS)]
+    if ours and Path(ours[-1].f_code.co_filename).name in OWN_IO_MODULES:
+        return None  # raised while compressflow read or wrote its own files: a bug, whichever library it went through
     culprit = None
     for frame in reversed(frames):
         name = str(Path(frame.f_code.co_filename).resolve())

@@ -346,6 +346,24 @@ def test_an_exception_inside_the_library_a_technique_calls_is_unsupported_with_t
         smk.run(_Smk("train_baseline", {}, {"model": str(tmp_path / "fp32.pt")}, {"model": "m"}), step)
 
 
+def test_an_exception_inside_torch_while_compressflow_loads_its_own_files_is_a_bug(tmp_path, monkeypatch, capsys):
+    """torch raised it, but under recipes.load_state: a state dict compressflow handled wrongly (here: one that lost
+    the _metadata quantized modules need) is a failure of the job, never an "unsupported" row that hides it."""
+    monkeypatch.chdir(tmp_path)
+    quantized = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 2)), {torch.nn.Linear})
+    state = dict(quantized.state_dict())  # a plain dict: the module versions are gone
+
+    def step(inputs, outputs, params, threads):
+        fresh = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(4, 2)), {torch.nn.Linear})
+        recipes.load_state(fresh, state, "model.pt")
+
+    out = {"model": str(tmp_path / "v" / "model.pt")}
+    with pytest.raises(SystemExit):
+        smk.run(_Smk("dynamic", {}, out, {"model": "m", "variant": "v"}), step)
+    assert unsupported.marker_of(out["model"]) is None
+    assert "failed: KeyError" in capsys.readouterr().err
+
+
 def test_failure_lines_also_come_from_snakemakes_log():
     """A job that died without a record (killed for memory) still gets its closing line, once."""
     from compressflow import failures
