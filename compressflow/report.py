@@ -689,45 +689,54 @@ def _db(value) -> float:
 
 def placeholder_plot(png_path, message: str) -> None:
     """A small PNG that says why there is no figure: a report output must always exist."""
-    plt = plotting.pyplot()
-    fig = plt.figure(figsize=(5, 1.2))
-    fig.text(0.5, 0.5, message, ha="center", va="center", fontsize=10)
-    plotting.save_png(fig, png_path)
+    plt = plotting.style()
+    fig = plt.figure(figsize=(plotting.COLUMN_IN, 0.6))
+    fig.text(0.5, 0.5, message, ha="center", va="center")
+    plotting.save_png(fig, png_path, dpi=200)
     plt.close(fig)
 
 
+def _layer_heights(counts) -> list[float]:
+    return [0.7 + 0.11 * n for n in counts]
+
+
 def sensitivity_plot(tables: dict, png_path) -> None:
-    """Per model, the logit SQNR with only that unit INT8 (bars) and the resulting val top-1 change (red dots).
+    """Per model, one row per unit (read down the network): the logit SQNR with only that unit INT8 (bars) and
+    the resulting val top-1 change (dots, top axis). One column wide: the unit names read horizontally.
 
     ``tables``: model -> sensitivity.csv (columns layer, top1, top1_delta, sqnr_db, fp32_top1).
     """
     if not tables:
         placeholder_plot(png_path, "no sensitivity tables in this configuration")
         return
-    plt = plotting.pyplot()
+    plt = plotting.style()
     data = {m: _read_table(p) for m, p in sorted(tables.items())}
-    widest = max(len(rows) for rows in data.values())
-    fig, axes = plt.subplots(len(data), 1, figsize=(max(8.0, 2 + 0.28 * widest), 3.8 * len(data)), squeeze=False)
+    heights = _layer_heights(len(rows) for rows in data.values())
+    fig, axes = plt.subplots(
+        len(data), 1, figsize=(plotting.COLUMN_IN, sum(heights)), squeeze=False, gridspec_kw={"height_ratios": heights}
+    )
     for ax, (model, rows) in zip(axes[:, 0], data.items(), strict=True):
-        x = range(len(rows))
-        ax.bar(x, [_db(r["sqnr_db"]) for r in rows], color="tab:blue", alpha=0.7, label="logit SQNR (dB)")
-        ax.set_ylabel("logit SQNR (dB)", color="tab:blue")
-        ax.set_xticks(list(x), [r["layer"] for r in rows], rotation=90, fontsize=7)
-        ax.set_xlim(-0.6, len(rows) - 0.4)
-        ax.grid(axis="y", alpha=0.3)
-        twin = ax.twinx()
-        twin.plot(x, [100 * float(r["top1_delta"]) for r in rows], "o", color="tab:red", label="val top-1 change (pt)")
-        twin.axhline(0, color="tab:red", lw=0.6, alpha=0.5)
-        twin.set_ylabel("val top-1 change (pt)", color="tab:red")
+        y = list(range(len(rows)))
+        ax.barh(y, [_db(r["sqnr_db"]) for r in rows], color=plotting.PALETTE[0], alpha=0.8, height=0.7)
+        ax.set_yticks(y, [r["layer"] for r in rows], fontsize=5)
+        ax.invert_yaxis()
+        ax.set_xlabel("logit SQNR with only this unit INT8 (dB)", color=plotting.PALETTE[0])
+        ax.grid(axis="y", alpha=0)
+        top = ax.twiny()
+        top.plot([100 * float(r["top1_delta"]) for r in rows], y, "o", color=plotting.PALETTE[3], markersize=2.5)
+        top.axvline(0, color=plotting.PALETTE[3], lw=0.6, alpha=0.5)
+        top.set_xlabel("val top-1 change (pt)", color=plotting.PALETTE[3])
+        top.grid(False)
         base = float(rows[0]["fp32_top1"]) if rows else float("nan")
-        ax.set_title(f"{model}: one unit INT8 at a time (FP32 val top-1 {base:.3f})")
+        ax.set_title(f"{model}: one unit INT8 at a time (FP32 val top-1 {base:.3f})", pad=4, fontsize=6, loc="left", y=1.4)
     fig.tight_layout()
-    plotting.save_png(fig, png_path)
+    plotting.save_png(fig, png_path, dpi=200)
     plt.close(fig)
 
 
 def layer_error_plot(tables: dict, png_path) -> None:
-    """Per model, each quantized variant's per-layer output SQNR vs its float parent: one line per variant.
+    """Per model, each quantized variant's per-layer output SQNR vs its float parent, the layers read down the
+    network (one row each) so the figure stays one column wide; one marker series per variant.
 
     ``tables``: (model, variant) -> layer_error.csv (columns layer, mse, sqnr_db). Layers keep the
     order of the variant with the most layers; a variant without a layer (e.g. kept FP32) has a gap there.
@@ -735,33 +744,38 @@ def layer_error_plot(tables: dict, png_path) -> None:
     if not tables:
         placeholder_plot(png_path, "no per-layer error tables in this configuration")
         return
-    plt = plotting.pyplot()
+    plt = plotting.style()
     by_model: dict = {}
     for (model, variant), path in sorted(tables.items()):
         by_model.setdefault(model, {})[variant] = {r["layer"]: _db(r["sqnr_db"]) for r in _read_table(path)}
-    widest = max(len({n for v in variants.values() for n in v}) for variants in by_model.values())
-    fig, axes = plt.subplots(len(by_model), 1, figsize=(max(9.0, 4 + 0.28 * widest), 4.2 * len(by_model)), squeeze=False)
-    styles = ["-", "--", ":", "-."]
-    markers = ["o", "s", "^", "D", "v", "P", "X"]
+    counts = [len({n for v in variants.values() for n in v}) for variants in by_model.values()]
+    legend_rows = max(len(v) for v in by_model.values()) / 2
+    heights = [h + 0.1 * legend_rows for h in _layer_heights(counts)]
+    fig, axes = plt.subplots(
+        len(by_model), 1, figsize=(plotting.COLUMN_IN, sum(heights)), squeeze=False, gridspec_kw={"height_ratios": heights}
+    )
     for ax, (model, variants) in zip(axes[:, 0], by_model.items(), strict=True):
         layers = list(max(variants.values(), key=len))
         layers += sorted({n for v in variants.values() for n in v} - set(layers))
         for i, (variant, sqnr) in enumerate(variants.items()):
-            y = [sqnr.get(n, float("nan")) for n in layers]
+            x = [sqnr.get(n, float("nan")) for n in layers]
             ax.plot(
+                x,
                 range(len(layers)),
-                y,
-                linestyle=styles[(i // 10) % len(styles)],
-                marker=markers[i % len(markers)],
-                markersize=4,
-                color=plt.cm.tab10(i % 10),
+                linestyle="-" if i < len(plotting.PALETTE) else "--",
+                lw=0.7,
+                marker=plotting.MARKERS[i % len(plotting.MARKERS)],
+                markersize=2.5,
+                color=plotting.PALETTE[i % len(plotting.PALETTE)],
                 label=variant,
             )
-        ax.set_xticks(range(len(layers)), layers, rotation=90, fontsize=7)
-        ax.set_ylabel(f"output SQNR vs float parent (dB, inf at {SQNR_CAP_DB:g})")
+        ax.set_yticks(range(len(layers)), layers, fontsize=5)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"output SQNR vs float parent (dB; exact layers at {SQNR_CAP_DB:g})")
         ax.set_title(f"{model}: per-layer quantization error")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.tight_layout()
-    plotting.save_png(fig, png_path)
+        handles, labels = ax.get_legend_handles_labels()
+    rows = math.ceil(len(labels) / 2)
+    fig.tight_layout(rect=(0, 0.18 * rows / sum(heights), 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False, fontsize=5)
+    plotting.save_png(fig, png_path, dpi=200)
     plt.close(fig)
