@@ -27,37 +27,23 @@ def import_torchvision():
     then removed, so a later ``import torch._dynamo`` (torch.compile, torch.export, torchao) loads the real
     module. If the stand-in is not enough (a torchvision that asks for more), torchvision is imported plainly.
     """
-    import types
-
-    import torch
-
     if "torchvision" in sys.modules or "torch._dynamo" in sys.modules:
         import torchvision
 
         return torchvision
+
+    from compressflow import nodynamo
 
     def is_compile_supported(device_type):
         from torch._dynamo.utils import is_compile_supported as real
 
         return real(device_type)
 
-    package = types.ModuleType("torch._dynamo")
-    package.__path__ = []
-    utils = types.ModuleType("torch._dynamo.utils")
-    utils.is_compile_supported = is_compile_supported
-    package.utils = utils
-    stand_ins = {"torch._dynamo": package, "torch._dynamo.utils": utils}
-    sys.modules.update(stand_ins)
     try:
-        import torchvision
+        with nodynamo.stand_in(utils={"is_compile_supported": is_compile_supported}):
+            import torchvision
     except Exception:
         torchvision = None
-    finally:
-        for name, module in stand_ins.items():
-            if sys.modules.get(name) is module:
-                del sys.modules[name]
-        if torch.__dict__.get("_dynamo") is package:
-            delattr(torch, "_dynamo")
     if torchvision is None:  # start again without the stand-in
         for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
             del sys.modules[name]

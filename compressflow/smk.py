@@ -92,7 +92,6 @@ def run(smk, step) -> None:
         )
         _fail(smk, exc, outputs, log, console, line)
     with clock.phase("provenance"):
-        _name_rule(outputs.get("metrics"), smk.rule)
         if "provenance" in outputs:
             job = {k: v for k, v in outputs.items() if k != "provenance"}
             provenance.write(
@@ -154,7 +153,11 @@ def _where(smk) -> str:
 
 def _unsupported_metrics(smk, reason: str, fix: str) -> dict:
     """What a metrics.json of an unsupported job holds besides the status: the row's runtime and a note for the report."""
-    return {"runtime": dict(smk.wildcards.items()).get("runtime", "pytorch"), "note": f"unsupported: {reason}; fix: {fix}"}
+    return {
+        "rule": smk.rule,
+        "runtime": dict(smk.wildcards.items()).get("runtime", "pytorch"),
+        "note": f"unsupported: {reason}; fix: {fix}",
+    }
 
 
 def _propagate_unsupported(smk, inputs: dict, outputs: dict, log) -> bool:
@@ -190,12 +193,3 @@ def _rule_named(metrics_path, rule: str):
         yield
     finally:
         files.write_json = original
-
-
-def _name_rule(metrics_path, rule: str) -> None:
-    """A job's ``metrics.json`` names the rule that wrote it (first key), as its provenance does."""
-    if not metrics_path or not str(metrics_path).endswith(".json"):
-        return
-    record = files.read_json(metrics_path)
-    if isinstance(record, dict) and record.get("rule") != rule:
-        files.write_json({"rule": rule, **{k: v for k, v in record.items() if k != "rule"}}, metrics_path)

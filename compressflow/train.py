@@ -7,7 +7,6 @@ import math
 import os
 import random
 import sys
-import types
 
 import numpy as np
 import torch
@@ -45,9 +44,6 @@ def without_dynamo_import():
     torch cached on the functions, so a later ``import torch._dynamo`` loads the real module and behaves as
     if the stand-in never was. When torch._dynamo is already imported (PT2E jobs) nothing is replaced.
     """
-    if "torch._dynamo" in sys.modules:
-        yield
-        return
     cached = []
 
     def disable(fn=None, recursive=True, **_):
@@ -56,20 +52,13 @@ def without_dynamo_import():
         cached.append(fn)
         return fn
 
-    stand_in = types.ModuleType("torch._dynamo")
-    stand_in.__path__ = []
-    stand_in.disable = disable
-    stand_in.graph_break = lambda: None
-    stand_in.is_compiling = lambda: False
-    sys.modules["torch._dynamo"] = stand_in
-    torch._dynamo = stand_in
+    from compressflow import nodynamo
+
+    names = {"disable": disable, "graph_break": lambda: None, "is_compiling": lambda: False}
     try:
-        yield
+        with nodynamo.stand_in(names):
+            yield
     finally:
-        if sys.modules.get("torch._dynamo") is stand_in:
-            del sys.modules["torch._dynamo"]
-        if torch.__dict__.get("_dynamo") is stand_in:
-            delattr(torch, "_dynamo")
         for fn in cached:
             if getattr(fn, "__dynamo_disable", None) is fn:
                 del fn.__dynamo_disable
