@@ -70,7 +70,7 @@ def figure(df: pd.DataFrame, sweep: dict, name: str, png_path, pdf_path) -> None
     elif len(axes) == 1:
         fig = _lines(plt, df, axes[0], name, sweep)
     else:
-        fig = _heatmaps(plt, df, axes, name)
+        fig = _heatmaps(plt, df, axes, name, sweep)
     plotting.save_png(fig, png_path, dpi=200)
     plotting.save_pdf(fig, pdf_path)
     plt.close(fig)
@@ -113,29 +113,51 @@ def _lines(plt, df, knob, name, sweep):
     return fig
 
 
-def _heatmaps(plt, df, axes, name):
-    row_knob, col_knobs = axes[0], axes[1:]
-    groups = list(df.groupby(["model", "runtime"], sort=True))
-    fig, grid = plt.subplots(len(groups), 2, figsize=(plotting.COLUMN_IN, 1.9 * len(groups) + 0.4), squeeze=False)
-    for (model, runtime), (ax_acc, ax_lat) in zip([k for k, _ in groups], grid, strict=True):
-        g = df[(df.model == model) & (df.runtime == runtime)].copy()
-        g["_col"] = [",".join(f"{k}={r[k]}" for k in col_knobs) if len(col_knobs) > 1 else str(r[col_knobs[0]]) for _, r in g.iterrows()]
-        rows = list(dict.fromkeys(g[row_knob]))
-        cols = list(dict.fromkeys(g._col))
+def _heatmaps(plt, df, axes, name, sweep):
+    """Small multiples of heat maps: the first knob down, the second across, one row of panels (top-1, latency)
+    per model, runtime and value of the other knobs. Colour limits span the data with a margin, so a 0.3 pt
+    difference does not look like the whole scale; every cell is labelled with its value."""
+    row_knob, col_knob, rest = axes[0], axes[1], axes[2:]
+    df = df.assign(_panel=[" · ".join([r.model, r.runtime, *(f"{k}={value_text(r[k])}" for k in rest)]) for _, r in df.iterrows()])
+    panels = list(dict.fromkeys(df._panel))
+    rows = [value_text(v) for v in sweep["values"][row_knob]]
+    cols = [value_text(v) for v in sweep["values"][col_knob]]
+    fig, grid = plt.subplots(
+        len(panels), 2, figsize=(plotting.COLUMN_IN, 0.55 + 0.32 * len(rows) * len(panels) + 0.35 * len(panels)), squeeze=False
+    )
+    limits = {}
+    for metric, lo_pad, hi_pad in (("top1", 0.05, 0.01), ("latency_ms_p50", None, None)):
+        vals = pd.to_numeric(df[metric], errors="coerce").dropna()
+        if vals.empty:
+            limits[metric] = (0, 1)
+        elif lo_pad is None:
+            limits[metric] = (0, float(vals.max()))
+        else:
+            limits[metric] = (max(0.0, float(vals.min()) - lo_pad), min(1.0, float(vals.max()) + hi_pad))
+    for panel, (ax_acc, ax_lat) in zip(panels, grid, strict=True):
+        g = df[df._panel == panel].assign(_r=lambda d: d[row_knob].map(value_text), _c=lambda d: d[col_knob].map(value_text))
         for ax, metric, title, fmt, cmap in (
             (ax_acc, "top1", "top-1", "{:.3f}", "viridis"),
             (ax_lat, "latency_ms_p50", "latency p50 (ms)", "{:.3g}", "cividis"),
         ):
-            cells = g.pivot_table(index=row_knob, columns="_col", values=metric, aggfunc="first").reindex(index=rows, columns=cols)
-            ax.imshow(cells.to_numpy(dtype=float), cmap=cmap, aspect="auto")
-            for (i, j), v in pd.DataFrame(cells.to_numpy(dtype=float)).stack().items():
-                ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=5.5, color="white")
-            ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right")
-            ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+            cells = g.pivot_table(index="_r", columns="_c", values=metric, aggfunc="first").reindex(index=rows, columns=cols)
+            values = cells.to_numpy(dtype=float)
+            vmin, vmax = limits[metric]
+            image = ax.imshow(values, cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax)
+            for i in range(values.shape[0]):
+                for j in range(values.shape[1]):
+                    if pd.notna(values[i, j]):
+                        shade = image.cmap(image.norm(values[i, j]))
+                        dark = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] > 0.55
+                        ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=5.5, color="black" if dark else "white")
+            ax.set_xticks(range(len(cols)), cols)
+            ax.set_yticks(range(len(rows)), rows)
             ax.grid(False)
-            ax.set_title(f"{title}\n{model} · {runtime}")
-            ax.set_xlabel(",".join(col_knobs))
+            ax.set_title(title, fontsize=6)
+            ax.set_xlabel(col_knob)
         ax_acc.set_ylabel(row_knob)
+        ax_acc.text(0, 1.22, panel, transform=ax_acc.transAxes, fontsize=6, fontweight="bold", ha="left", va="bottom")
+        ax_lat.set_yticklabels([])
     fig.suptitle(f"sweep {name}", fontsize=7)
     fig.tight_layout()
     return fig
