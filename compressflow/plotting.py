@@ -23,10 +23,12 @@ def pyplot():
     return plt
 
 
-def save_png(fig, png_path, dpi: int = 100) -> None:
-    """Write ``fig`` atomically as PNG with no software tag and a fixed dpi (the caller closes it)."""
+def save_png(fig, png_path, dpi: int = 100, tight: bool = True) -> None:
+    """Write ``fig`` atomically as PNG with no software tag and a fixed dpi (the caller closes it); ``tight`` crops
+    the margins (a figure holding only text keeps its size with ``tight=False``)."""
+    bbox = {"bbox_inches": "tight", "pad_inches": 0.03} if tight else {}
     with files.atomic_path(png_path) as tmp, open(tmp, "wb") as f:
-        fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight", pad_inches=0.03)
+        fig.savefig(f, format="png", dpi=dpi, metadata={"Software": None}, **bbox)
 
 
 def style():

@@ -692,7 +692,7 @@ def placeholder_plot(png_path, message: str) -> None:
     plt = plotting.style()
     fig = plt.figure(figsize=(plotting.COLUMN_IN, 0.6))
     fig.text(0.5, 0.5, message, ha="center", va="center")
-    plotting.save_png(fig, png_path, dpi=200)
+    plotting.save_png(fig, png_path, dpi=200, tight=False)
     plt.close(fig)
 
 
