@@ -58,7 +58,7 @@ def run(smk, step) -> None:
     for out in outputs.values():
         for stale in files.remove_stale_temporaries(out):
             print(f"removed {stale}, left by an interrupted run", file=log)
-    wildcards = dict(smk.wildcards.items())
+    wildcards, log_path = dict(smk.wildcards.items()), (smk.log[0] if smk.log else None)
     failures.clear(smk.rule, wildcards)
     try:
         try:
@@ -71,24 +71,26 @@ def run(smk, step) -> None:
         except unsupported.Unsupported as exc:
             # A known limitation of this technique on this architecture: this variant says so, the run goes on.
             _write_unsupported(smk, exc, outputs, log, console)
-        except (OSError, RuntimeError) as exc:
-            disk = _disk_error(exc)
-            if disk is not None:
-                where = disk.filename or ", ".join(map(str, outputs.values()))
-                raise CompressflowError(f"cannot write '{where}': {disk.strerror}", DISK_ERRORS[disk.errno]) from exc
-            _library_failure_or_raise(smk, exc, outputs, log, console)
         except CompressflowError:
             raise
         except Exception as exc:
-            _library_failure_or_raise(smk, exc, outputs, log, console)
+            disk = _disk_error(exc) if isinstance(exc, (OSError, RuntimeError)) else None
+            if disk is not None:
+                where = disk.filename or ", ".join(map(str, outputs.values()))
+                raise CompressflowError(f"cannot write '{where}': {disk.strerror}", DISK_ERRORS[disk.errno]) from exc
+            # from inside the library this rule applies (or the model's forward): an unsupported row; else a bug
+            found = unsupported.from_exception(exc, smk.rule, wildcards, log_path)
+            if found is None:
+                raise
+            traceback.print_exc(file=log)
+            _write_unsupported(smk, found, outputs, log, console)
     except CompressflowError as exc:
-        line = f"compressflow error in rule {smk.rule} ({_where(smk)}): {exc}"
-        _fail(smk, exc, outputs, log, console, line)
+        _fail(smk, exc, outputs, log, console, f"compressflow error in rule {smk.rule} ({_where(smk)}): {exc}")
     except Exception as exc:
         traceback.print_exc(file=log)
         line = (
             f"compressflow: rule {smk.rule} ({_where(smk)}) failed: {type(exc).__name__}: {unsupported.first_line(exc, 300)}"
-            f"; a bug, please report it with the traceback in {smk.log[0] if smk.log else 'the output above'}"
+            f"; a bug, please report it with the traceback in {log_path or 'the output above'}"
         )
         _fail(smk, exc, outputs, log, console, line)
     with clock.phase("provenance"):
@@ -107,29 +109,21 @@ def run(smk, step) -> None:
     print(clock.line(smk.rule), file=log)
 
 
-def _write_unsupported(smk, exc: unsupported.Unsupported, outputs: dict, log, console) -> None:
-    line = f"compressflow: unsupported in rule {smk.rule} ({_where(smk)}): {exc}"
+def _say(line: str, log, console) -> None:
+    """A line in the job's log and on the console."""
     print(line, file=log)
     if log is not console:
         print(line, file=console)
+
+
+def _write_unsupported(smk, exc: unsupported.Unsupported, outputs: dict, log, console) -> None:
+    _say(f"compressflow: unsupported in rule {smk.rule} ({_where(smk)}): {exc}", log, console)
     unsupported.write_markers(outputs, exc.reason, exc.fix, extra_json=_unsupported_metrics(smk, exc.reason, exc.fix))
-
-
-def _library_failure_or_raise(smk, exc: Exception, outputs: dict, log, console) -> None:
-    """An exception from inside the library (or the model's forward) this rule applies: an unsupported row.
-    Anything raised by compressflow's own code propagates as a failure."""
-    found = unsupported.from_exception(exc, smk.rule, dict(smk.wildcards.items()), smk.log[0] if smk.log else None)
-    if found is None:
-        raise exc
-    traceback.print_exc(file=log)
-    _write_unsupported(smk, found, outputs, log, console)
 
 
 def _fail(smk, exc: BaseException, outputs: dict, log, console, line: str) -> None:
     """One line on the console and in the log, a failure record for the run's closing lines and report, exit 1."""
-    print(line, file=log)
-    if log is not console:
-        print(line, file=console)
+    _say(line, log, console)
     failures.write(smk.rule, dict(smk.wildcards.items()), exc, smk.log[0] if smk.log else None, outputs)
     sys.exit(1)
 

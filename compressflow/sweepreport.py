@@ -13,7 +13,7 @@ import math
 import pandas as pd
 
 from compressflow import files, plotting
-from compressflow.report import STATS
+from compressflow.report import STATS, latex_interval
 from compressflow.sweeps import value_text
 
 METRICS = [
@@ -170,21 +170,13 @@ def latex(df: pd.DataFrame, sweep: dict, path) -> None:
     lines = ["\\begin{tabular}{" + "l" * (len(axes) + 2) + "rrr}", "\\toprule", " & ".join(_tex(h) for h in head) + " \\\\", "\\midrule"]
     for _, r in df.iterrows():
         cells = [_tex(str(r[k])) for k in axes] + [_tex(r.model), _tex(r.runtime)]
-        cells.append(_interval(r.top1, r.top1_lo, r.top1_hi, "{:.3f}"))
-        cells.append(_interval(r.latency_ms_p50, r.latency_ms_p50_lo, r.latency_ms_p50_hi, "{:.3g}"))
+        cells.append(latex_interval(r.top1, r.top1_lo, r.top1_hi, ".3f", "brackets"))
+        cells.append(latex_interval(r.latency_ms_p50, r.latency_ms_p50_lo, r.latency_ms_p50_hi, ".3g", "brackets"))
         cells.append("--" if pd.isna(r.size_mb) else f"{r.size_mb:.3g}")
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     with files.atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-
-
-def _interval(v, lo, hi, fmt: str) -> str:
-    if pd.isna(v):
-        return "--"
-    if pd.isna(lo) or pd.isna(hi):
-        return fmt.format(v)
-    return f"{fmt.format(v)} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
 def _tex(text: str) -> str:
