@@ -238,6 +238,9 @@ def code_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
+_USER_DIGESTS: dict = {}
+
+
 def user_code_digest(module: str, code_path: str | None) -> str:
     """A model's own code (``module`` + the source files under ``code_path``) as one hash: an edit reruns that model's jobs.
 
@@ -246,17 +249,21 @@ def user_code_digest(module: str, code_path: str | None) -> str:
     VCS folders, caches and virtual environments are left out (:func:`code_files`), so ``code_path: "."``
     neither reruns everything after each run nor reads the results at every parse.
     """
-    h = hashlib.sha256(module.encode())
     root = Path(code_path) if code_path else None
-    if root is not None and root.is_dir():
-        for path in code_files(root):
-            rel = path.relative_to(root)
-            h.update(str(rel.as_posix()).encode() + b"\0")
-            data = path.read_bytes()
-            if path.suffix == ".py":
-                try:
-                    data = normalised(data.decode("utf-8")).encode()
-                except (SyntaxError, UnicodeDecodeError, ValueError):
-                    pass  # not parseable: its bytes count (the job will fail on it anyway)
-            h.update(hashlib.sha256(data).digest())
-    return h.hexdigest()[:16]
+    found = code_files(root) if root is not None and root.is_dir() else []
+    # one parse asks twice (the factory check and the user_code param): the files' stats say whether to read them again
+    key = (module, str(root), tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in found))
+    if key in _USER_DIGESTS:
+        return _USER_DIGESTS[key]
+    h = hashlib.sha256(module.encode())
+    for path in found:
+        h.update(str(path.relative_to(root).as_posix()).encode() + b"\0")
+        data = path.read_bytes()
+        if path.suffix == ".py":
+            try:
+                data = normalised(data.decode("utf-8")).encode()
+            except (SyntaxError, UnicodeDecodeError, ValueError):
+                pass  # not parseable: its bytes count (the job will fail on it anyway)
+        h.update(hashlib.sha256(data).digest())
+    _USER_DIGESTS[key] = h.hexdigest()[:16]
+    return _USER_DIGESTS[key]
