@@ -25,26 +25,76 @@ def _one_thread():
     torch.backends.quantized.engine = engine
 
 
+def snakemake_cmd(workdir, *args, config=None, repo=REPO):
+    """The command line that runs the real Snakefile in ``workdir`` (config defaults to tests/tiny_config.yaml)."""
+    cmd = [*SNAKEMAKE, "-s", str(repo / "Snakefile"), "--directory", str(workdir), "--profile", str(repo / "profiles" / "default")]
+    return cmd + ["--configfile", str(config or repo / "tests" / "tiny_config.yaml"), *args]
+
+
+SNAKEMAKE_ENV = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
+
+
 def snakemake(workdir, *args, config=None, check=True, timeout=1200, repo=REPO):
     """Run the real Snakefile in ``workdir`` (config defaults to tests/tiny_config.yaml)."""
-    cmd = [*SNAKEMAKE, "-s", str(repo / "Snakefile"), "--directory", str(workdir), "--profile", str(repo / "profiles" / "default")]
-    cmd += ["--configfile", str(config or repo / "tests" / "tiny_config.yaml"), *args]
-    env = dict(os.environ, PYTHONWARNINGS="ignore::DeprecationWarning")
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    cmd = snakemake_cmd(workdir, *args, config=config, repo=repo)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=SNAKEMAKE_ENV)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """One real run of the tiny config, shared by the integration tests (read-only for them)."""
-    workdir = tmp_path_factory.mktemp("tiny")
+class Background:
+    """A whole tiny-config run started as the session begins, so that it overlaps the tests that need no run.
+
+    On 2 cores a lone pytest process leaves one core idle through its ~200 in-process tests (one torch thread
+    each), while the tiny run and the reproducibility test's clean run wait for nothing but the CPU. Started
+    at collection (:func:`pytest_collection_modifyitems`) and awaited by the fixture that needs the run.
+    """
+
+    RUNS: dict = {}  # fixture name -> Background
+
+    def __init__(self, workdir, *args, nice=0):
+        self.workdir = Path(workdir)
+        self.log = self.workdir.parent / f"{self.workdir.name}.snakemake.out"
+        with open(self.log, "w") as out:
+            cmd = snakemake_cmd(self.workdir, *args)
+            self.proc = subprocess.Popen(["nice", "-n", str(nice), *cmd], stdout=out, stderr=subprocess.STDOUT, env=SNAKEMAKE_ENV)
+
+    def wait(self, timeout=1800):
+        """The finished run's directory; a failed run fails every test that needs it, with its log's tail."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        if self.proc.returncode != 0:
+            raise AssertionError(f"the background run in {self.workdir} failed ({self.proc.returncode}):\n{self.log.read_text()[-6000:]}")
+        return self.workdir
+
+
+def _start_tiny_run(workdir):
     reuse = os.environ.get("COMPRESSFLOW_REUSE_TINY_RUN")  # for developers iterating on tests: a finished tiny run
     if reuse:
         shutil.copytree(reuse, workdir, symlinks=True, dirs_exist_ok=True)
-    snakemake(workdir, "--cores", "2")
-    return workdir
+    return Background(workdir, "--cores", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One real run of the tiny config, shared by the integration tests (read-only for them)."""
+    run = Background.RUNS.get("tiny_run") or _start_tiny_run(tmp_path_factory.mktemp("tiny"))
+    return run.wait()
+
+
+@pytest.fixture(scope="session")
+def clean_run(tmp_path_factory):
+    """A second clean run of the tiny config up to its timing jobs, for tests/test_reproducibility.py."""
+    run = Background.RUNS.get("clean_run") or Background(tmp_path_factory.mktemp("clean"), *CLEAN_RUN_ARGS)
+    return run.wait()
+
+
+# The timing jobs' files hold timings, which no two runs share (and so does the report built from them).
+CLEAN_RUN_ARGS = ("--cores", "2", "--omit-from", "benchmark_artifact")
 
 
 @pytest.fixture
@@ -133,17 +183,36 @@ def write_config(path, sep=".", **changes):
     return Path(path)
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
 def pytest_collection_modifyitems(session, config, items):
-    """tests/test_slurm.py's SLURM run spends ~100 s waiting on sbatch polls: start it now, in the background,
-    and run its tests last, so that wait overlaps the rest of the suite in this one pytest process."""
-    slurm = [it for it in items if it.nodeid.startswith("tests/test_slurm.py") and "slurm_run" in getattr(it, "fixturenames", ())]
+    """Start the runs the selected tests need in the background now, and order the tests so that those needing
+    no run go first (overlapping the runs) and those needing one follow.
+
+    tests/test_slurm.py's SLURM run spends ~100 s waiting on sbatch polls: it starts now too, and its tests run
+    last. The reproducibility test's clean run starts niced, behind the tiny run the most tests wait for.
+    """
+    factory = config._tmp_path_factory
+
+    def needs(item, name):
+        return name in getattr(item, "fixturenames", ())
+
+    slurm = [it for it in items if it.nodeid.startswith("tests/test_slurm.py") and needs(it, "slurm_run")]
+    runs = [it for it in items if it not in slurm and (needs(it, "tiny_run") or needs(it, "clean_run"))]
+    free = [it for it in items if it not in slurm and it not in runs]
+    runs.sort(key=lambda it: needs(it, "clean_run"))  # the clean run finishes last: its test goes last
+    items[:] = free + runs + slurm
+    if config.option.collectonly:
+        return
+    if any(needs(it, "tiny_run") for it in runs) and "tiny_run" not in Background.RUNS:
+        Background.RUNS["tiny_run"] = _start_tiny_run(Path(factory.mktemp("tiny")))
+    if any(needs(it, "clean_run") for it in runs) and "clean_run" not in Background.RUNS:
+        Background.RUNS["clean_run"] = Background(Path(factory.mktemp("clean")), *CLEAN_RUN_ARGS, nice=10)
     if not slurm:
         return
-    items[:] = [it for it in items if it not in slurm] + slurm
     from tests import test_slurm
 
     if test_slurm._slurm_down_reason() is None and not test_slurm.BACKGROUND:
-        workdir = Path(config._tmp_path_factory.mktemp("slurm"))
+        workdir = Path(factory.mktemp("slurm"))
         proc, prefix = test_slurm.start(workdir)
         watcher = threading.Thread(target=test_slurm.watch, args=(proc, test_slurm.BACKGROUND), daemon=True)
         test_slurm.BACKGROUND.update(workdir=workdir, proc=proc, prefix=prefix, watcher=watcher)
@@ -151,9 +220,12 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """A background SLURM run still going (the session stopped early) is stopped with its jobs."""
+    """Background runs still going (the session stopped early) are stopped, the SLURM one with its jobs."""
     from tests import test_slurm
 
+    for run in Background.RUNS.values():
+        if run.proc.poll() is None:
+            run.proc.kill()
     proc = test_slurm.BACKGROUND.get("proc")
     if proc is not None and proc.poll() is None:
         proc.kill()

@@ -19,15 +19,15 @@ def _hashes(root):
     return {str(p.relative_to(root)): provenance.sha256(p) for p in sorted((root / "results").rglob("*")) if p.is_file()}
 
 
-def test_two_clean_runs_are_byte_identical(tiny_run, tmp_path):
+def test_two_clean_runs_are_byte_identical(tiny_run, clean_run):
     """Every artifact a second clean run builds has the first run's bytes.
 
-    The second run stops before the timing jobs (``--omit-from benchmark_artifact``, and so the report):
-    their files hold timings, which no two runs share, and they took a third of this test's time. The
-    report, given the same inputs, is compared in the next test.
+    The second run (``clean_run``, started in the background as the session begins) stops before the timing
+    jobs (``--omit-from benchmark_artifact``, and so the report): their files hold timings, which no two runs
+    share, and they took a third of this test's time. The report, given the same inputs, is compared in the
+    next test.
     """
-    snakemake(tmp_path, "--cores", "2", "--omit-from", "benchmark_artifact")
-    first, second = _hashes(tiny_run), _hashes(tmp_path)
+    first, second = _hashes(tiny_run), _hashes(clean_run)
     built = {k for k in first if not k.startswith(("results/report/", "results/benchmarks/"))}
     assert built <= second.keys() <= first.keys(), (built - second.keys(), second.keys() - first.keys())
     stable = [k for k in second if not TIMING_FILES.search(k)]
