@@ -82,6 +82,18 @@ munge -n | unmunge >/dev/null || { echo "slurm_up.sh: munged is not answering" >
 alive /run/slurmctld.pid || slurmctld
 alive /run/slurmd.pid || slurmd
 
+# slurmctld restores its saved state: a node drained by an earlier run (a full disk, a killed job) stays
+# drained, and every job would wait. This cluster is the script's own, so return the node to service.
+for _ in $(seq 10); do
+    state=$(sinfo -h -N -o '%T' 2>/dev/null || true)
+    case "$state" in
+        drain*|down*|fail*) echo "slurm_up.sh: node $HOST was $state ($(sinfo -h -R -o '%E' 2>/dev/null)); resuming it"
+            scontrol update NodeName="$HOST" State=RESUME || true; break ;;
+        "") sleep 1 ;;
+        *) break ;;
+    esac
+done
+
 for _ in $(seq 60); do
     if node_idle; then
         sinfo

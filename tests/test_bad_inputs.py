@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from compressflow import models, provenance
-from tests.conftest import REPO, snakemake
+from tests.conftest import REPO, snakemake, write_config
 
 
 @pytest.fixture(scope="module")
@@ -368,8 +368,10 @@ def test_read_only_output_location(tmp_path):
 
 @needs_mount
 def test_disk_full_is_one_line_and_keeps_finished_outputs(tmp_path):
+    # The splits (~6 MB) fit in 12 MB and the trained model (~43 MB) does not: one epoch is enough to get there.
+    config = write_config(tmp_path / "one_epoch.yaml", **{"models.resnet18.train.epochs": 1})
     with _tmpfs(tmp_path / "small", "size=12m") as small:
-        out = snakemake(small, "--cores", "1", check=False)
+        out = snakemake(small, "--cores", "1", config=config, check=False)
         text = out.stdout + out.stderr
         assert out.returncode != 0
         lines = [line for line in text.splitlines() if "compressflow error in rule" in line and "No space left" in line]

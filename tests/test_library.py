@@ -284,7 +284,7 @@ def _config():
         (lambda c: c["models"]["resnet18"]["train"].update(epochs=-1), "models.resnet18.train.epochs"),
         (lambda c: c["variants"].update(x={"from": "nope", "technique": "fuse"}), "names 'nope'"),
         (lambda c: c["variants"].update(fp32={"from": "fused", "technique": "fuse"}), "reserved"),
-        (lambda c: c["variants"].update(a={"from": "b", "technique": "fuse"}, b={"from": "a", "technique": "fuse"}), "loops"),
+        (lambda c: c["variants"].update(a={"from": "b", "technique": "fuse"}, b={"from": "a", "technique": "fuse"}), "depends on itself"),
         (lambda c: c["variants"]["fused"].update(tolerance=5), "variants.fused.tolerance"),
         # scikit-learn's split refuses seeds >= 2**32 inside prepare_data, after Snakemake deleted the old splits
         (lambda c: c.update(seed=1099511627776), "config key 'seed': value 1099511627776 out of range"),
