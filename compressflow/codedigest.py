@@ -252,7 +252,7 @@ def user_code_digest(module: str, code_path: str | None) -> str:
     root = Path(code_path) if code_path else None
     found = code_files(root) if root is not None and root.is_dir() else []
     # one parse asks twice (the factory check and the user_code param): the files' stats say whether to read them again
-    key = (module, str(root), tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in found))
+    key = (module, str(root), tuple((str(f), s.st_mtime_ns, s.st_size) for f, s in ((f, f.stat()) for f in found)))
     if key in _USER_DIGESTS:
         return _USER_DIGESTS[key]
     h = hashlib.sha256(module.encode())

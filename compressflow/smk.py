@@ -85,14 +85,14 @@ def run(smk, step) -> None:
             traceback.print_exc(file=log)
             _write_unsupported(smk, found, outputs, log, console)
     except CompressflowError as exc:
-        _fail(smk, exc, outputs, log, console, f"compressflow error in rule {smk.rule} ({_where(smk)}): {exc}")
+        _fail(smk, exc, wildcards, log_path, outputs, log, console, f"compressflow error in rule {smk.rule} ({_where(smk)}): {exc}")
     except Exception as exc:
         traceback.print_exc(file=log)
         line = (
             f"compressflow: rule {smk.rule} ({_where(smk)}) failed: {type(exc).__name__}: {unsupported.first_line(exc, 300)}"
             f"; a bug, please report it with the traceback in {log_path or 'the output above'}"
         )
-        _fail(smk, exc, outputs, log, console, line)
+        _fail(smk, exc, wildcards, log_path, outputs, log, console, line)
     with clock.phase("provenance"):
         if "provenance" in outputs:
             job = {k: v for k, v in outputs.items() if k != "provenance"}
@@ -121,10 +121,10 @@ def _write_unsupported(smk, exc: unsupported.Unsupported, outputs: dict, log, co
     unsupported.write_markers(outputs, exc.reason, exc.fix, extra_json=_unsupported_metrics(smk, exc.reason, exc.fix))
 
 
-def _fail(smk, exc: BaseException, outputs: dict, log, console, line: str) -> None:
+def _fail(smk, exc: BaseException, wildcards: dict, log_path, outputs: dict, log, console, line: str) -> None:
     """One line on the console and in the log, a failure record for the run's closing lines and report, exit 1."""
     _say(line, log, console)
-    failures.write(smk.rule, dict(smk.wildcards.items()), exc, smk.log[0] if smk.log else None, outputs)
+    failures.write(smk.rule, wildcards, exc, log_path, outputs)
     sys.exit(1)
 
 
